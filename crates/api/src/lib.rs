@@ -8,5 +8,7 @@
 //! Must not do I/O: no HTTP, no store, no clocks except the `now` callers pass in. The API
 //! server drives these functions; keeping them pure keeps them unit-testable and fuzzable.
 
+pub mod patch;
 pub mod registry;
 pub mod status;
+pub mod strategy;

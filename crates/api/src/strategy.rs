@@ -1,0 +1,712 @@
+//! Per-resource write strategies: what the server sets on create, what an update may
+//! change (spec/status split, immutable metadata, generation), and validation.
+//!
+//! Objects are raw JSON (`serde_json::Value`) so that fields this version of Skiff does not
+//! know survive a round trip. The generic parts apply to every resource; the few
+//! kind-specific rules are small matches on the kind.
+
+use serde_json::{json, Map, Value};
+
+use crate::registry::{NameRule, Resource, Subresource};
+use crate::status::{Cause, Status};
+
+/// Values the caller (which owns clocks and randomness) supplies for a create.
+pub struct CreateContext<'a> {
+    /// The namespace from the URL (None for cluster-scoped resources).
+    pub namespace: Option<&'a str>,
+    /// RFC 3339 timestamp with second precision, UTC.
+    pub now: &'a str,
+    pub uid: &'a str,
+    /// Five characters from upstream's alphabet, for `generateName`.
+    pub random_suffix: &'a str,
+}
+
+/// Upstream's `generateName` alphabet (no vowels, no confusable digits).
+pub const NAME_SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// Metadata fields in the order Go serialises `ObjectMeta`.
+const META_ORDER: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+pub fn meta(obj: &Value) -> Option<&Map<String, Value>> {
+    obj.get("metadata")?.as_object()
+}
+
+pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    meta(obj)?.get(field)?.as_str()
+}
+
+pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    let map = obj.as_object_mut().expect("objects are JSON objects");
+    let m = map
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !m.is_object() {
+        *m = Value::Object(Map::new());
+    }
+    m.as_object_mut().unwrap()
+}
+
+/// Rebuilds `obj` as kind, apiVersion, metadata (in Go order), then the rest in place.
+pub fn normalize(obj: &mut Value) {
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    let mut out = Map::new();
+    for k in ["kind", "apiVersion"] {
+        if let Some(v) = map.remove(k) {
+            out.insert(k.into(), v);
+        }
+    }
+    if let Some(Value::Object(mut m)) = map.remove("metadata") {
+        let mut ordered = Map::new();
+        for k in META_ORDER {
+            if let Some(v) = m.remove(*k) {
+                ordered.insert((*k).into(), v);
+            }
+        }
+        ordered.extend(m);
+        out.insert("metadata".into(), Value::Object(ordered));
+    }
+    out.extend(std::mem::take(map));
+    *map = out;
+}
+
+fn invalid(res: &Resource, name: &str, causes: Vec<Cause>) -> Status {
+    Status::invalid(res.group, res.kind, name, causes)
+}
+
+fn field_invalid(field: &str, value: &str, msg: &str) -> Cause {
+    Cause::new(
+        "FieldValueInvalid",
+        format!("Invalid value: \"{value}\": {msg}"),
+        field,
+    )
+}
+
+fn field_required(field: &str) -> Cause {
+    Cause::new("FieldValueRequired", "Required value", field)
+}
+
+/// Sets server-owned metadata and checks the object for a create. The caller has already
+/// checked kind/apiVersion and the namespace against the URL.
+pub fn prepare_create(res: &Resource, obj: &mut Value, ctx: &CreateContext) -> Result<(), Status> {
+    let m = meta_mut(obj);
+    if let Some(ns) = ctx.namespace {
+        m.insert("namespace".into(), json!(ns));
+    } else {
+        m.remove("namespace");
+    }
+    let has_name = m.get("name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    if !has_name {
+        match m.get("generateName").and_then(Value::as_str) {
+            Some(prefix) if !prefix.is_empty() => {
+                // Upstream trims the prefix so the result stays within the name limit.
+                let max = 58usize;
+                let prefix: String = prefix.chars().take(max).collect();
+                m.insert("name".into(), json!(format!("{prefix}{}", ctx.random_suffix)));
+            }
+            _ => {
+                return Err(invalid(
+                    res,
+                    "",
+                    vec![Cause::new(
+                        "FieldValueRequired",
+                        "Required value: name or generateName is required",
+                        "metadata.name",
+                    )],
+                ))
+            }
+        }
+    }
+    if m.get("resourceVersion").is_some_and(|v| v.as_str() != Some("")) {
+        return Err(Status::bad_request(
+            "resourceVersion should not be set on objects to be created",
+        ));
+    }
+    m.remove("resourceVersion");
+    m.insert("uid".into(), json!(ctx.uid));
+    m.insert("creationTimestamp".into(), json!(ctx.now));
+    m.remove("deletionTimestamp");
+    m.remove("deletionGracePeriodSeconds");
+    m.remove("selfLink");
+    if tracks_generation(obj) {
+        meta_mut(obj).insert("generation".into(), json!(1));
+    } else {
+        meta_mut(obj).remove("generation");
+    }
+    // The main resource does not set status where a status subresource exists; some
+    // kinds start with a defined status.
+    if res.subresources.contains(&Subresource::Status) {
+        let initial = initial_status(res, obj);
+        let map = obj.as_object_mut().unwrap();
+        match initial {
+            Some(s) => {
+                map.insert("status".into(), s);
+            }
+            None => {
+                map.remove("status");
+            }
+        }
+    }
+    apply_defaults(res, obj, ctx.namespace);
+    validate(res, obj)?;
+    normalize(obj);
+    Ok(())
+}
+
+fn tracks_generation(obj: &Value) -> bool {
+    obj.get("spec").is_some()
+}
+
+fn initial_status(res: &Resource, obj: &Value) -> Option<Value> {
+    match (res.group, res.kind) {
+        ("", "Pod") => Some(json!({"phase": "Pending", "qosClass": qos_class(obj)})),
+        ("", "Namespace") => Some(json!({"phase": "Active"})),
+        ("", "PersistentVolumeClaim") | ("", "PersistentVolume") => {
+            Some(json!({"phase": "Pending"}))
+        }
+        ("", "Service") => Some(json!({"loadBalancer": {}})),
+        _ => None,
+    }
+}
+
+fn qos_class(pod: &Value) -> &'static str {
+    let containers = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut any = false;
+    let mut guaranteed = !containers.is_empty();
+    for c in &containers {
+        let req = c.pointer("/resources/requests").and_then(Value::as_object);
+        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
+        if req.is_some_and(|r| !r.is_empty()) || lim.is_some_and(|l| !l.is_empty()) {
+            any = true;
+        }
+        let full = |m: Option<&Map<String, Value>>| {
+            m.is_some_and(|m| m.contains_key("cpu") && m.contains_key("memory"))
+        };
+        let equal = match (req, lim) {
+            (Some(r), Some(l)) => ["cpu", "memory"].iter().all(|k| r.get(*k) == l.get(*k)),
+            (None, Some(_)) => true, // requests default to limits
+            _ => false,
+        };
+        if !full(lim) || !equal {
+            guaranteed = false;
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+/// The defaults upstream applies that users see in `kubectl get -o yaml`.
+fn apply_defaults(res: &Resource, obj: &mut Value, namespace: Option<&str>) {
+    let _ = namespace;
+    match (res.group, res.kind) {
+        ("", "Namespace") => {
+            let spec = obj
+                .as_object_mut()
+                .unwrap()
+                .entry("spec")
+                .or_insert_with(|| json!({}));
+            if spec.get("finalizers").is_none() {
+                spec["finalizers"] = json!(["kubernetes"]);
+            }
+            let name = meta_str(obj, "name").unwrap_or_default().to_string();
+            let labels = meta_mut(obj)
+                .entry("labels")
+                .or_insert_with(|| json!({}));
+            if let Some(l) = labels.as_object_mut() {
+                l.insert("kubernetes.io/metadata.name".into(), json!(name));
+            }
+        }
+        ("", "Pod") => default_pod_spec(obj.get_mut("spec")),
+        ("apps", "Deployment") => {
+            let spec = obj.get_mut("spec");
+            if let Some(spec) = spec.and_then(Value::as_object_mut) {
+                spec.entry("replicas").or_insert(json!(1));
+                spec.entry("revisionHistoryLimit").or_insert(json!(10));
+                spec.entry("progressDeadlineSeconds").or_insert(json!(600));
+                let strategy = spec
+                    .entry("strategy")
+                    .or_insert_with(|| json!({"type": "RollingUpdate"}));
+                if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+                    if let Some(s) = strategy.as_object_mut() {
+                        s.entry("rollingUpdate")
+                            .or_insert_with(|| json!({"maxSurge": "25%", "maxUnavailable": "25%"}));
+                    }
+                }
+                default_pod_spec(spec.get_mut("template").and_then(|t| t.get_mut("spec")));
+            }
+        }
+        ("apps", "ReplicaSet") | ("apps", "StatefulSet") | ("", "ReplicationController") => {
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.entry("replicas").or_insert(json!(1));
+                default_pod_spec(spec.get_mut("template").and_then(|t| t.get_mut("spec")));
+            }
+        }
+        ("", "Service") => {
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.entry("type").or_insert(json!("ClusterIP"));
+                spec.entry("sessionAffinity").or_insert(json!("None"));
+                if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+                    for p in ports {
+                        if let Some(p) = p.as_object_mut() {
+                            p.entry("protocol").or_insert(json!("TCP"));
+                            if !p.contains_key("targetPort") {
+                                if let Some(port) = p.get("port").cloned() {
+                                    p.insert("targetPort".into(), port);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        ("", "Secret") => {
+            if let Some(o) = obj.as_object_mut() {
+                o.entry("type").or_insert(json!("Opaque"));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn default_pod_spec(spec: Option<&mut Value>) {
+    let Some(spec) = spec.and_then(Value::as_object_mut) else {
+        return;
+    };
+    spec.entry("restartPolicy").or_insert(json!("Always"));
+    spec.entry("terminationGracePeriodSeconds").or_insert(json!(30));
+    spec.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
+    spec.entry("securityContext").or_insert(json!({}));
+    spec.entry("schedulerName").or_insert(json!("default-scheduler"));
+    for list in ["containers", "initContainers"] {
+        if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
+            for c in cs {
+                if let Some(c) = c.as_object_mut() {
+                    let latest = c
+                        .get("image")
+                        .and_then(Value::as_str)
+                        .is_some_and(|i| !i.contains(':') || i.ends_with(":latest"));
+                    c.entry("imagePullPolicy")
+                        .or_insert(json!(if latest { "Always" } else { "IfNotPresent" }));
+                    c.entry("terminationMessagePath")
+                        .or_insert(json!("/dev/termination-log"));
+                    c.entry("terminationMessagePolicy").or_insert(json!("File"));
+                    c.entry("resources").or_insert(json!({}));
+                }
+            }
+        }
+    }
+}
+
+/// Checks an object (after defaults). The error is a 422 with one cause per problem.
+pub fn validate(res: &Resource, obj: &Value) -> Result<(), Status> {
+    let name = meta_str(obj, "name").unwrap_or_default();
+    let mut causes = Vec::new();
+    for msg in validate_name(res.name_rule, name) {
+        causes.push(field_invalid("metadata.name", name, &msg));
+    }
+    if let Some(labels) = meta(obj).and_then(|m| m.get("labels")) {
+        match labels.as_object() {
+            Some(labels) => {
+                for (k, v) in labels {
+                    for msg in validate_label_key(k) {
+                        causes.push(field_invalid("metadata.labels", k, &msg));
+                    }
+                    match v.as_str() {
+                        Some(v) => {
+                            for msg in validate_label_value(v) {
+                                causes.push(field_invalid("metadata.labels", v, &msg));
+                            }
+                        }
+                        None => causes.push(field_invalid(
+                            "metadata.labels",
+                            &v.to_string(),
+                            "label values must be strings",
+                        )),
+                    }
+                }
+            }
+            None if labels.is_null() => {}
+            None => causes.push(field_invalid("metadata.labels", "", "must be a map")),
+        }
+    }
+    match (res.group, res.kind) {
+        ("", "Pod") => validate_pod_spec(obj.get("spec"), "spec", &mut causes),
+        ("apps", "Deployment") | ("apps", "ReplicaSet") | ("apps", "DaemonSet")
+        | ("apps", "StatefulSet") => validate_workload(obj, &mut causes),
+        ("", "ConfigMap") => {
+            for field in ["data", "binaryData"] {
+                if let Some(data) = obj.get(field).and_then(Value::as_object) {
+                    for k in data.keys() {
+                        if !valid_config_key(k) {
+                            causes.push(field_invalid(&format!("{field}"), k, "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(res, name, causes))
+    }
+}
+
+fn valid_config_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 253
+        && k != "."
+        && k != ".."
+        && k
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn validate_pod_spec(spec: Option<&Value>, path: &str, causes: &mut Vec<Cause>) {
+    let containers = spec.and_then(|s| s.get("containers")).and_then(Value::as_array);
+    match containers {
+        None => causes.push(field_required(&format!("{path}.containers"))),
+        Some(cs) if cs.is_empty() => causes.push(field_required(&format!("{path}.containers"))),
+        Some(cs) => {
+            for (i, c) in cs.iter().enumerate() {
+                let cname = c.get("name").and_then(Value::as_str).unwrap_or_default();
+                if cname.is_empty() {
+                    causes.push(field_required(&format!("{path}.containers[{i}].name")));
+                } else {
+                    for msg in validate_name(NameRule::Label, cname) {
+                        causes.push(field_invalid(
+                            &format!("{path}.containers[{i}].name"),
+                            cname,
+                            &msg,
+                        ));
+                    }
+                }
+                if c.get("image").and_then(Value::as_str).unwrap_or_default().is_empty() {
+                    causes.push(field_required(&format!("{path}.containers[{i}].image")));
+                }
+            }
+        }
+    }
+}
+
+fn validate_workload(obj: &Value, causes: &mut Vec<Cause>) {
+    let spec = obj.get("spec");
+    let selector = spec.and_then(|s| s.get("selector"));
+    let Some(selector) = selector.filter(|s| s.is_object()) else {
+        causes.push(field_required("spec.selector"));
+        return;
+    };
+    let template_labels = spec
+        .and_then(|s| s.pointer("/template/metadata/labels"))
+        .and_then(Value::as_object);
+    let match_labels = selector.get("matchLabels").and_then(Value::as_object);
+    let exprs = selector.get("matchExpressions").and_then(Value::as_array);
+    if match_labels.is_none_or(|m| m.is_empty()) && exprs.is_none_or(|e| e.is_empty()) {
+        causes.push(field_invalid(
+            "spec.selector",
+            "",
+            "empty selector is invalid for deployment",
+        ));
+    }
+    if let Some(ml) = match_labels {
+        let ok = ml.iter().all(|(k, v)| template_labels.and_then(|t| t.get(k)) == Some(v));
+        if !ok {
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                format!(
+                    "Invalid value: {}: `selector` does not match template `labels`",
+                    serde_json::to_string(&template_labels).unwrap_or_default()
+                ),
+                "spec.template.metadata.labels",
+            ));
+        }
+    }
+    validate_pod_spec(spec.and_then(|s| s.pointer("/template/spec")), "spec.template.spec", causes);
+}
+
+/// Upstream's messages for name rules.
+pub fn validate_name(rule: NameRule, name: &str) -> Vec<String> {
+    const SUBDOMAIN: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+    const LABEL: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+    let mut errs = Vec::new();
+    if name.is_empty() {
+        return vec!["name or generateName is required".into()];
+    }
+    let label_ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    };
+    match rule {
+        NameRule::Subdomain => {
+            if name.len() > 253 {
+                errs.push("must be no more than 253 characters".into());
+            }
+            if !name.split('.').all(label_ok) {
+                errs.push(SUBDOMAIN.into());
+            }
+        }
+        NameRule::Label => {
+            if name.len() > 63 {
+                errs.push("must be no more than 63 characters".into());
+            }
+            if !label_ok(name) {
+                errs.push(LABEL.into());
+            }
+        }
+        NameRule::PathSegment => {
+            if name == "." || name == ".." {
+                errs.push(format!("may not be '{name}'"));
+            }
+            for bad in ["/", "%"] {
+                if name.contains(bad) {
+                    errs.push(format!("may not contain '{bad}'"));
+                }
+            }
+        }
+    }
+    errs
+}
+
+fn qualified_name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
+}
+
+pub fn validate_label_key(key: &str) -> Vec<String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let mut errs = Vec::new();
+    if let Some(p) = prefix {
+        if p.is_empty() || !validate_name(NameRule::Subdomain, p).is_empty() {
+            errs.push("prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".into());
+        }
+    }
+    if !qualified_name_ok(name) {
+        errs.push("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".into());
+    }
+    errs
+}
+
+pub fn validate_label_value(v: &str) -> Vec<String> {
+    if v.is_empty() || qualified_name_ok(v) {
+        Vec::new()
+    } else {
+        vec!["a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')".into()]
+    }
+}
+
+/// What kind of write an update is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateKind {
+    /// PUT/PATCH on the main resource: status changes are ignored where a status
+    /// subresource exists.
+    Main,
+    /// PUT/PATCH on `/status`: only status (and labels/annotations... no: only status) changes.
+    Status,
+}
+
+/// Carries server-owned fields over from `old`, enforces the spec/status split and bumps
+/// `generation` when anything but metadata and status changed.
+pub fn prepare_update(
+    res: &Resource,
+    new: &mut Value,
+    old: &Value,
+    kind: UpdateKind,
+) -> Result<(), Status> {
+    let name = meta_str(old, "name").unwrap_or_default().to_string();
+    if meta_str(new, "name").is_some_and(|n| n != name) {
+        return Err(Status::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            meta_str(new, "name").unwrap_or_default()
+        )));
+    }
+    if !new.is_object() {
+        return Err(Status::bad_request("the body must be a JSON object"));
+    }
+    let has_status_sub = res.subresources.contains(&Subresource::Status);
+    match kind {
+        UpdateKind::Status => {
+            // Everything but status comes from the stored object.
+            let status = new.get("status").cloned();
+            let mut merged = old.clone();
+            let m = merged.as_object_mut().unwrap();
+            match status {
+                Some(s) => {
+                    m.insert("status".into(), s);
+                }
+                None => {
+                    m.remove("status");
+                }
+            }
+            // Upstream lets status writes change labels/annotations? It does not; keep old.
+            *new = merged;
+        }
+        UpdateKind::Main => {
+            if has_status_sub {
+                let m = new.as_object_mut().unwrap();
+                match old.get("status") {
+                    Some(s) => {
+                        m.insert("status".into(), s.clone());
+                    }
+                    None => {
+                        m.remove("status");
+                    }
+                }
+            }
+        }
+    }
+    {
+        let old_meta = meta(old).cloned().unwrap_or_default();
+        let m = meta_mut(new);
+        for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "generation"] {
+            match old_meta.get(k) {
+                Some(v) => {
+                    m.insert(k.into(), v.clone());
+                }
+                None => {
+                    m.remove(k);
+                }
+            }
+        }
+        m.insert("name".into(), Value::String(name.clone()));
+        m.remove("resourceVersion");
+        m.remove("selfLink");
+    }
+    let spec_changed = strip_for_generation(new) != strip_for_generation(old);
+    if spec_changed && tracks_generation(new) {
+        let g = meta(old).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0);
+        meta_mut(new).insert("generation".into(), json!(g + 1));
+    }
+    if kind == UpdateKind::Main {
+        apply_defaults(res, new, None);
+    }
+    validate(res, new)?;
+    normalize(new);
+    Ok(())
+}
+
+fn strip_for_generation(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+        m.remove("kind");
+        m.remove("apiVersion");
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Verbs;
+
+    fn pods() -> Resource {
+        Resource {
+            group: "",
+            version: "v1",
+            kind: "Pod",
+            plural: "pods",
+            singular: "pod",
+            short_names: &["po"],
+            categories: &["all"],
+            namespaced: true,
+            verbs: Verbs::All,
+            subresources: &[Subresource::Status],
+            name_rule: NameRule::Subdomain,
+            storage: true,
+        }
+    }
+
+    fn ctx() -> CreateContext<'static> {
+        CreateContext {
+            namespace: Some("default"),
+            now: "2026-01-01T00:00:00Z",
+            uid: "u-1",
+            random_suffix: "abcde",
+        }
+    }
+
+    #[test]
+    fn create_sets_server_fields_and_defaults() {
+        let mut pod = json!({"apiVersion":"v1","kind":"Pod","metadata":{"generateName":"web-"},
+            "spec":{"containers":[{"name":"c","image":"nginx"}]},"status":{"phase":"Running"}});
+        prepare_create(&pods(), &mut pod, &ctx()).unwrap();
+        assert_eq!(meta_str(&pod, "name"), Some("web-abcde"));
+        assert_eq!(meta_str(&pod, "namespace"), Some("default"));
+        assert_eq!(pod["metadata"]["generation"], 1);
+        assert_eq!(pod["status"]["phase"], "Pending", "clients cannot set status on create");
+        assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Always");
+        let keys: Vec<_> = pod["metadata"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["name", "generateName", "namespace", "uid", "generation", "creationTimestamp"]);
+    }
+
+    #[test]
+    fn invalid_pod_lists_every_cause() {
+        let mut pod = json!({"metadata":{"name":"Bad_Name"},"spec":{"containers":[{"name":""}]}});
+        let err = prepare_create(&pods(), &mut pod, &ctx()).unwrap_err();
+        assert_eq!(err.code, 422);
+        let fields: Vec<_> = err.details.causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["metadata.name", "spec.containers[0].name", "spec.containers[0].image"]);
+    }
+
+    #[test]
+    fn update_keeps_status_and_bumps_generation_on_spec_change() {
+        let mut old = json!({"metadata":{"name":"p","uid":"u","generation":1},
+            "spec":{"containers":[{"name":"c","image":"a"}]},"status":{"phase":"Running"}});
+        normalize(&mut old);
+        let mut new = old.clone();
+        new["status"]["phase"] = json!("Failed");
+        new["metadata"]["uid"] = json!("hijack");
+        prepare_update(&pods(), &mut new, &old, UpdateKind::Main).unwrap();
+        assert_eq!(new["status"]["phase"], "Running");
+        assert_eq!(new["metadata"]["uid"], "u");
+        assert_eq!(new["metadata"]["generation"], 1, "metadata-only change");
+        new["spec"]["containers"][0]["image"] = json!("b");
+        let old2 = new.clone();
+        let mut newer = new.clone();
+        newer["spec"]["containers"][0]["image"] = json!("c");
+        prepare_update(&pods(), &mut newer, &old2, UpdateKind::Main).unwrap();
+        assert_eq!(newer["metadata"]["generation"], 2);
+        let mut st = old.clone();
+        st["status"]["phase"] = json!("Succeeded");
+        st["spec"] = json!({"containers":[]});
+        prepare_update(&pods(), &mut st, &old, UpdateKind::Status).unwrap();
+        assert_eq!(st["status"]["phase"], "Succeeded");
+        assert_eq!(st["spec"], old["spec"], "status writes cannot change spec");
+    }
+}
