@@ -40,7 +40,11 @@ pub async fn crud<S: Store>(s: &S) {
     assert_eq!(s.get(k).await.unwrap(), None, "empty store has no key");
 
     let c = s.create(k, b("v1")).await.unwrap();
-    assert_eq!(c.mod_revision, base + 1, "a write bumps the revision by one");
+    assert_eq!(
+        c.mod_revision,
+        base + 1,
+        "a write bumps the revision by one"
+    );
     assert_eq!(c.create_revision, c.mod_revision);
     assert_eq!(c.value, b("v1"));
     assert_eq!(s.get(k).await.unwrap(), Some(c.clone()));
@@ -57,7 +61,10 @@ pub async fn crud<S: Store>(s: &S) {
     assert_eq!(u.mod_revision, base + 2);
     assert_eq!(u.create_revision, c.create_revision);
 
-    let stale = s.update(k, b("v3"), Some(c.mod_revision)).await.unwrap_err();
+    let stale = s
+        .update(k, b("v3"), Some(c.mod_revision))
+        .await
+        .unwrap_err();
     assert_eq!(
         stale,
         StoreError::Conflict {
@@ -66,16 +73,29 @@ pub async fn crud<S: Store>(s: &S) {
             actual: u.mod_revision
         }
     );
-    assert_eq!(s.get(k).await.unwrap().unwrap().value, b("v2"), "a conflict writes nothing");
+    assert_eq!(
+        s.get(k).await.unwrap().unwrap().value,
+        b("v2"),
+        "a conflict writes nothing"
+    );
 
     let uncond = s.update(k, b("v3"), None).await.unwrap();
     assert_eq!(uncond.mod_revision, base + 3);
 
-    let missing = s.update("/registry/things/zz", b("x"), None).await.unwrap_err();
-    assert!(matches!(missing, StoreError::NotFound { .. }), "{missing:?}");
+    let missing = s
+        .update("/registry/things/zz", b("x"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, StoreError::NotFound { .. }),
+        "{missing:?}"
+    );
 
     let del_stale = s.delete(k, Some(u.mod_revision)).await.unwrap_err();
-    assert!(matches!(del_stale, StoreError::Conflict { .. }), "{del_stale:?}");
+    assert!(
+        matches!(del_stale, StoreError::Conflict { .. }),
+        "{del_stale:?}"
+    );
     let deleted = s.delete(k, Some(uncond.mod_revision)).await.unwrap();
     assert_eq!(deleted.value, b("v3"), "delete returns the last state");
     assert_eq!(deleted.mod_revision, uncond.mod_revision);
@@ -85,12 +105,19 @@ pub async fn crud<S: Store>(s: &S) {
     assert!(matches!(again, StoreError::NotFound { .. }), "{again:?}");
 
     let recreated = s.create(k, b("v4")).await.unwrap();
-    assert_eq!(recreated.create_revision, base + 5, "re-creation gets a new create_revision");
+    assert_eq!(
+        recreated.create_revision,
+        base + 5,
+        "re-creation gets a new create_revision"
+    );
 
     // Values are opaque bytes.
     let bin = Bytes::from_static(b"\0\x01\xff binary");
     s.create("/registry/things/bin", bin.clone()).await.unwrap();
-    assert_eq!(s.get("/registry/things/bin").await.unwrap().unwrap().value, bin);
+    assert_eq!(
+        s.get("/registry/things/bin").await.unwrap().unwrap().value,
+        bin
+    );
 }
 
 /// Prefix ranges, ordering, paging and reads at older revisions.
@@ -100,8 +127,12 @@ pub async fn list<S: Store>(s: &S) {
             .await
             .unwrap();
     }
-    s.create("/registry/pods/ns2/a", b("other-ns")).await.unwrap();
-    s.create("/registry/podsx/ns1/a", b("sibling")).await.unwrap();
+    s.create("/registry/pods/ns2/a", b("other-ns"))
+        .await
+        .unwrap();
+    s.create("/registry/podsx/ns1/a", b("sibling"))
+        .await
+        .unwrap();
 
     let all = s
         .list(&ListRequest {
@@ -194,7 +225,10 @@ pub async fn list<S: Store>(s: &S) {
         })
         .await
         .unwrap_err();
-    assert!(matches!(future, StoreError::FutureRevision { .. }), "{future:?}");
+    assert!(
+        matches!(future, StoreError::FutureRevision { .. }),
+        "{future:?}"
+    );
 
     let empty = s
         .list(&ListRequest {
@@ -226,7 +260,9 @@ pub async fn watch<S: Store>(s: &S) {
     let mut ns1 = s.watch("/registry/cm/ns1/", 0).await.unwrap();
 
     let x = s.create("/registry/cm/ns1/x", b("1")).await.unwrap();
-    s.create("/registry/other/ns1/x", b("ignored")).await.unwrap();
+    s.create("/registry/other/ns1/x", b("ignored"))
+        .await
+        .unwrap();
     let y = s.create("/registry/cm/ns2/y", b("1")).await.unwrap();
     let x2 = s
         .update("/registry/cm/ns1/x", b("2"), Some(x.mod_revision))
@@ -236,13 +272,20 @@ pub async fn watch<S: Store>(s: &S) {
     let del_rev = s.current_revision().await.unwrap();
 
     let e1 = next_event(&mut live).await;
-    assert_eq!((e1.kind, e1.kv.clone(), e1.prev_kv.clone()), (EventType::Put, x.clone(), None));
+    assert_eq!(
+        (e1.kind, e1.kv.clone(), e1.prev_kv.clone()),
+        (EventType::Put, x.clone(), None)
+    );
     let e2 = next_event(&mut live).await;
     assert_eq!(e2.kv, y, "events outside the prefix are not delivered");
     let e3 = next_event(&mut live).await;
     assert_eq!(e3.kind, EventType::Put);
     assert_eq!(e3.kv, x2);
-    assert_eq!(e3.prev_kv, Some(x.clone()), "updates carry the previous value");
+    assert_eq!(
+        e3.prev_kv,
+        Some(x.clone()),
+        "updates carry the previous value"
+    );
     let e4 = next_event(&mut live).await;
     assert_eq!(e4.kind, EventType::Delete);
     assert_eq!(e4.kv.key, "/registry/cm/ns1/x");
@@ -268,7 +311,10 @@ pub async fn watch<S: Store>(s: &S) {
     }
     let z = s.create("/registry/cm/ns1/z", b("1")).await.unwrap();
     let ez = next_event(&mut replay).await;
-    assert_eq!(ez.kv, z, "after the replay, live events follow without a gap");
+    assert_eq!(
+        ez.kv, z,
+        "after the replay, live events follow without a gap"
+    );
     assert_eq!(next_event(&mut live).await.kv, z);
 
     // From the middle of history.
@@ -335,7 +381,11 @@ pub async fn compaction<S: Store>(s: &S) {
         })
         .await
         .unwrap();
-    assert_eq!(at_point.kvs, vec![a2.clone()], "state at the compaction point is kept");
+    assert_eq!(
+        at_point.kvs,
+        vec![a2.clone()],
+        "state at the compaction point is kept"
+    );
     let latest = s
         .list(&ListRequest {
             prefix: "/registry/c/".into(),
@@ -346,23 +396,45 @@ pub async fn compaction<S: Store>(s: &S) {
     assert_eq!(latest.kvs, vec![a2, after.clone()]);
 
     let mut w = s.watch("/registry/c/", point + 1).await.unwrap();
-    assert_eq!(next_event(&mut w).await.kv, after, "history after the point replays");
+    assert_eq!(
+        next_event(&mut w).await.kv,
+        after,
+        "history after the point replays"
+    );
 
     let again = s.compact(point - 1).await.unwrap_err();
     assert!(matches!(again, StoreError::Compacted { .. }), "{again:?}");
     let future = s.compact(after.mod_revision + 10).await.unwrap_err();
-    assert!(matches!(future, StoreError::FutureRevision { .. }), "{future:?}");
+    assert!(
+        matches!(future, StoreError::FutureRevision { .. }),
+        "{future:?}"
+    );
 }
 
 /// Keys outside the prefix space are rejected by every operation, and write nothing.
 pub async fn invalid_keys<S: Store>(s: &S) {
     let rev = s.current_revision().await.unwrap();
-    for key in ["", "/etc/passwd", "registry/x", "/registry//x", "/registry/a/../b"] {
+    for key in [
+        "",
+        "/etc/passwd",
+        "registry/x",
+        "/registry//x",
+        "/registry/a/../b",
+    ] {
         let is_invalid = |r: Result<_>| matches!(r, Err(StoreError::InvalidKey { .. }));
         assert!(is_invalid(s.get(key).await.map(|_| ())), "get {key:?}");
-        assert!(is_invalid(s.create(key, b("x")).await.map(|_| ())), "create {key:?}");
-        assert!(is_invalid(s.update(key, b("x"), None).await.map(|_| ())), "update {key:?}");
-        assert!(is_invalid(s.delete(key, None).await.map(|_| ())), "delete {key:?}");
+        assert!(
+            is_invalid(s.create(key, b("x")).await.map(|_| ())),
+            "create {key:?}"
+        );
+        assert!(
+            is_invalid(s.update(key, b("x"), None).await.map(|_| ())),
+            "update {key:?}"
+        );
+        assert!(
+            is_invalid(s.delete(key, None).await.map(|_| ())),
+            "delete {key:?}"
+        );
     }
     let bad_list = s
         .list(&ListRequest {
@@ -375,7 +447,11 @@ pub async fn invalid_keys<S: Store>(s: &S) {
         s.watch("/elsewhere/", 0).await.map(|_| ()),
         Err(StoreError::InvalidKey { .. })
     ));
-    assert_eq!(s.current_revision().await.unwrap(), rev, "nothing was written");
+    assert_eq!(
+        s.current_revision().await.unwrap(),
+        rev,
+        "nothing was written"
+    );
 }
 
 /// `writers` tasks each do `rounds` read-modify-CAS increments on a few shared counters.
@@ -470,5 +546,9 @@ where
     let after = r.list(&req).await.unwrap();
     assert_eq!(after.kvs, before.kvs, "restored state equals the snapshot");
     let next = r.create("/registry/snap/new", b("x")).await.unwrap();
-    assert_eq!(next.mod_revision, rev + 1, "the revision continues after a restore");
+    assert_eq!(
+        next.mod_revision,
+        rev + 1,
+        "the revision continues after a restore"
+    );
 }

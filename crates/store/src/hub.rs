@@ -63,7 +63,10 @@ impl WatchHub {
     pub fn publish(&self, events: &[Event]) {
         let mut inner = self.inner.lock().unwrap();
         for ev in events {
-            debug_assert!(ev.revision() > inner.last, "events must be published in order");
+            debug_assert!(
+                ev.revision() > inner.last,
+                "events must be published in order"
+            );
             inner.last = ev.revision();
             if inner.ring_cap > 0 {
                 if inner.ring.len() == inner.ring_cap {
@@ -173,7 +176,9 @@ impl WatchHub {
                 None => None,
             }
         });
-        stream::iter(backlog.into_iter().map(Ok)).chain(live).boxed()
+        stream::iter(backlog.into_iter().map(Ok))
+            .chain(live)
+            .boxed()
     }
 }
 

@@ -52,8 +52,10 @@
 //! This crate must not know about Kubernetes objects: values are opaque bytes.
 
 pub mod conformance;
+pub mod etcd;
 pub mod hub;
 pub mod memory;
+pub mod sqlite;
 
 use std::path::Path;
 use std::pin::Pin;
@@ -339,7 +341,8 @@ pub mod snapshot {
             if klen > r.len() {
                 return Err(corrupt("truncated key"));
             }
-            let key = String::from_utf8(r[..klen].to_vec()).map_err(|_| corrupt("key not UTF-8"))?;
+            let key =
+                String::from_utf8(r[..klen].to_vec()).map_err(|_| corrupt("key not UTF-8"))?;
             r = &r[klen..];
             let vlen = u64_(&mut r)? as usize;
             if vlen > r.len() {
@@ -347,8 +350,7 @@ pub mod snapshot {
             }
             let value = Bytes::copy_from_slice(&r[..vlen]);
             r = &r[vlen..];
-            if mod_revision > revision || create_revision > mod_revision || create_revision < 1
-            {
+            if mod_revision > revision || create_revision > mod_revision || create_revision < 1 {
                 return Err(corrupt("inconsistent revisions"));
             }
             kvs.push(KeyValue {

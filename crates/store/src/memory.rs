@@ -169,9 +169,7 @@ impl Store for MemoryStore {
         let inner = self.inner.lock().unwrap();
         let revision = inner.check_read_revision(req.revision)?;
         let lower = match &req.start_after {
-            Some(after) if after.as_str() >= req.prefix.as_str() => {
-                Bound::Excluded(after.clone())
-            }
+            Some(after) if after.as_str() >= req.prefix.as_str() => Bound::Excluded(after.clone()),
             _ => Bound::Included(req.prefix.clone()),
         };
         let mut kvs = Vec::new();
