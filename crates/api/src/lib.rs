@@ -8,7 +8,10 @@
 //! Must not do I/O: no HTTP, no store, no clocks except the `now` callers pass in. The API
 //! server drives these functions; keeping them pure keeps them unit-testable and fuzzable.
 
+pub mod names;
 pub mod patch;
+pub mod printers;
 pub mod registry;
+pub mod selectors;
 pub mod status;
 pub mod strategy;
