@@ -4,9 +4,13 @@ set -euo pipefail
 
 need_pkgs=()
 have() { command -v "$1" >/dev/null 2>&1; }
+# SKIFF_SETUP_MINIMAL=1: only what building and running needs (not the test tools).
+minimal="${SKIFF_SETUP_MINIMAL:-}"
 have protoc || need_pkgs+=(protobuf-compiler)
-have etcd || need_pkgs+=(etcd-server)
-have kubectl || echo "setup: kubectl is not installed; the kubectl tests need /usr/bin/kubectl" >&2
+if [ -z "$minimal" ]; then
+  have etcd || need_pkgs+=(etcd-server)
+  have kubectl || echo "setup: kubectl is not installed; the kubectl tests need /usr/bin/kubectl and /usr/lib/google-cloud-sdk/bin/kubectl.1.NN" >&2
+fi
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -18,7 +22,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
-if ! python3 -c 'import kubernetes' >/dev/null 2>&1; then
+if [ -z "$minimal" ] && ! python3 -c 'import kubernetes' >/dev/null 2>&1; then
   echo "setup: installing the Python kubernetes client" >&2
   python3 -m pip install -q kubernetes
 fi

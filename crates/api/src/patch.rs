@@ -28,12 +28,10 @@ pub fn merge_key(parent: &str, field: &str) -> ListStrategy {
     use ListStrategy::*;
     match (parent, field) {
         (_, "containers" | "initContainers" | "ephemeralContainers") => MergeKey("name"),
-        (_, "env" | "volumes" | "imagePullSecrets" | "secrets" | "readinessGates") => {
-            match field {
-                "readinessGates" => MergeKey("conditionType"),
-                _ => MergeKey("name"),
-            }
-        }
+        (_, "env" | "volumes" | "imagePullSecrets" | "secrets" | "readinessGates") => match field {
+            "readinessGates" => MergeKey("conditionType"),
+            _ => MergeKey("name"),
+        },
         ("spec", "ports") => MergeKey("port"),
         (_, "ports") => MergeKey("containerPort"),
         (_, "volumeMounts") => MergeKey("mountPath"),
@@ -58,7 +56,11 @@ pub fn strategic_merge(original: &Value, patch: &Value) -> Result<Value, String>
     }
 }
 
-fn merge_map(orig: &Map<String, Value>, patch: &Map<String, Value>, parent: &str) -> Result<Map<String, Value>, String> {
+fn merge_map(
+    orig: &Map<String, Value>,
+    patch: &Map<String, Value>,
+    parent: &str,
+) -> Result<Map<String, Value>, String> {
     match patch.get("$patch").and_then(Value::as_str) {
         Some("replace") => {
             let mut m = patch.clone();
@@ -86,7 +88,9 @@ fn merge_map(orig: &Map<String, Value>, patch: &Map<String, Value>, parent: &str
             orders.insert(field.to_string(), v.clone());
         }
         if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
-            let remove = v.as_array().ok_or("$deleteFromPrimitiveList must be a list")?;
+            let remove = v
+                .as_array()
+                .ok_or("$deleteFromPrimitiveList must be a list")?;
             if let Some(Value::Array(list)) = out.get_mut(field) {
                 list.retain(|x| !remove.contains(x));
             }
@@ -149,9 +153,16 @@ fn merge_list(orig: &[Value], patch: &[Value], parent: &str, field: &str) -> Res
             Ok(Value::Array(out))
         }
         ListStrategy::MergeKey(key) => {
-            if patch.iter().any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace")) {
+            if patch
+                .iter()
+                .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
+            {
                 return Ok(Value::Array(
-                    patch.iter().filter(|i| i.get("$patch").is_none()).cloned().collect(),
+                    patch
+                        .iter()
+                        .filter(|i| i.get("$patch").is_none())
+                        .cloned()
+                        .collect(),
                 ));
             }
             let mut out = orig.to_vec();
@@ -159,8 +170,9 @@ fn merge_list(orig: &[Value], patch: &[Value], parent: &str, field: &str) -> Res
                 let Some(pmap) = item.as_object() else {
                     return Err(format!("items of {field} must be objects"));
                 };
-                let k = item_key(item, key)
-                    .ok_or_else(|| format!("an item of {field} is missing its merge key {key:?}"))?;
+                let k = item_key(item, key).ok_or_else(|| {
+                    format!("an item of {field} is missing its merge key {key:?}")
+                })?;
                 let pos = out.iter().position(|o| item_key(o, key) == Some(k));
                 if pmap.get("$patch").and_then(Value::as_str) == Some("delete") {
                     if let Some(i) = pos {
@@ -181,10 +193,12 @@ fn merge_list(orig: &[Value], patch: &[Value], parent: &str, field: &str) -> Res
     }
 }
 
-fn reorder(list: &mut Vec<Value>, order: &[Value], strategy: ListStrategy) {
+fn reorder(list: &mut [Value], order: &[Value], strategy: ListStrategy) {
     let rank = |item: &Value| -> usize {
         let id = match strategy {
-            ListStrategy::MergeKey(k) => order.iter().position(|o| item_key(o, k).is_some() && item_key(o, k) == item_key(item, k)),
+            ListStrategy::MergeKey(k) => order
+                .iter()
+                .position(|o| item_key(o, k).is_some() && item_key(o, k) == item_key(item, k)),
             _ => order.iter().position(|o| o == item),
         };
         id.unwrap_or(usize::MAX)
@@ -206,7 +220,10 @@ mod tests {
         let out = strategic_merge(&orig, &patch).unwrap();
         assert_eq!(out["metadata"]["labels"], json!({"a":"1","c":"3"}));
         assert_eq!(out["spec"]["containers"][0]["image"], "nginx:2");
-        assert_eq!(out["spec"]["containers"][1]["name"], "side", "unpatched items stay");
+        assert_eq!(
+            out["spec"]["containers"][1]["name"], "side",
+            "unpatched items stay"
+        );
     }
 
     #[test]
@@ -217,10 +234,16 @@ mod tests {
             "spec":{"$setElementOrder/containers":[{"name":"y"},{"name":"x"}],
                     "containers":[{"name":"x","$patch":"delete"}]}});
         let out = strategic_merge(&orig, &patch).unwrap();
-        assert_eq!(out["metadata"]["finalizers"], json!(["b","c"]));
+        assert_eq!(out["metadata"]["finalizers"], json!(["b", "c"]));
         assert_eq!(out["spec"]["containers"], json!([{"name":"y","image":"2"}]));
-        let r = strategic_merge(&json!({"spec":{"a":1,"b":2}}), &json!({"spec":{"$patch":"replace","c":3}})).unwrap();
+        let r = strategic_merge(
+            &json!({"spec":{"a":1,"b":2}}),
+            &json!({"spec":{"$patch":"replace","c":3}}),
+        )
+        .unwrap();
         assert_eq!(r, json!({"spec":{"c":3}}));
-        assert!(strategic_merge(&orig, &json!({"spec":{"containers":[{"image":"no-key"}]}})).is_err());
+        assert!(
+            strategic_merge(&orig, &json!({"spec":{"containers":[{"image":"no-key"}]}})).is_err()
+        );
     }
 }

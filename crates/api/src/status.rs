@@ -54,7 +54,8 @@ pub struct Status {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Details,
+    /// Boxed: errors travel through many `Result`s and should stay small.
+    pub details: Box<Details>,
 }
 
 impl std::fmt::Display for Status {
@@ -96,7 +97,7 @@ impl Status {
             code,
             reason,
             message: message.into(),
-            details: Details::default(),
+            details: Box::default(),
         }
     }
 
@@ -235,7 +236,11 @@ impl Status {
     }
 
     pub fn too_large() -> Self {
-        Status::new(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728")
+        Status::new(
+            413,
+            "RequestEntityTooLarge",
+            "Request entity too large: limit is 3145728",
+        )
     }
 
     pub fn unauthorized() -> Self {
@@ -247,7 +252,11 @@ impl Status {
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Status::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+        Status::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+        )
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
@@ -281,6 +290,8 @@ mod tests {
             vec![Cause::new("FieldValueInvalid", "Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character", "metadata.name")],
         );
         assert_eq!(s.code, 422);
-        assert!(s.message.starts_with("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value"));
+        assert!(s
+            .message
+            .starts_with("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value"));
     }
 }

@@ -7,6 +7,9 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::names::{
+    validate_label_key, validate_label_value, validate_name, validate_service_name,
+};
 use crate::registry::{NameRule, Resource, Subresource};
 use crate::status::{Cause, Status};
 
@@ -112,14 +115,20 @@ pub fn prepare_create(res: &Resource, obj: &mut Value, ctx: &CreateContext) -> R
     } else {
         m.remove("namespace");
     }
-    let has_name = m.get("name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let has_name = m
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
     if !has_name {
         match m.get("generateName").and_then(Value::as_str) {
             Some(prefix) if !prefix.is_empty() => {
                 // Upstream trims the prefix so the result stays within the name limit.
                 let max = 58usize;
                 let prefix: String = prefix.chars().take(max).collect();
-                m.insert("name".into(), json!(format!("{prefix}{}", ctx.random_suffix)));
+                m.insert(
+                    "name".into(),
+                    json!(format!("{prefix}{}", ctx.random_suffix)),
+                );
             }
             _ => {
                 return Err(invalid(
@@ -134,7 +143,9 @@ pub fn prepare_create(res: &Resource, obj: &mut Value, ctx: &CreateContext) -> R
             }
         }
     }
-    if m.get("resourceVersion").is_some_and(|v| v.as_str() != Some("")) {
+    if m.get("resourceVersion")
+        .is_some_and(|v| v.as_str() != Some(""))
+    {
         return Err(Status::bad_request(
             "resourceVersion should not be set on objects to be created",
         ));
@@ -235,9 +246,7 @@ fn apply_defaults(res: &Resource, obj: &mut Value, namespace: Option<&str>) {
                 spec["finalizers"] = json!(["kubernetes"]);
             }
             let name = meta_str(obj, "name").unwrap_or_default().to_string();
-            let labels = meta_mut(obj)
-                .entry("labels")
-                .or_insert_with(|| json!({}));
+            let labels = meta_mut(obj).entry("labels").or_insert_with(|| json!({}));
             if let Some(l) = labels.as_object_mut() {
                 l.insert("kubernetes.io/metadata.name".into(), json!(name));
             }
@@ -299,10 +308,12 @@ fn default_pod_spec(spec: Option<&mut Value>) {
         return;
     };
     spec.entry("restartPolicy").or_insert(json!("Always"));
-    spec.entry("terminationGracePeriodSeconds").or_insert(json!(30));
+    spec.entry("terminationGracePeriodSeconds")
+        .or_insert(json!(30));
     spec.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
     spec.entry("securityContext").or_insert(json!({}));
-    spec.entry("schedulerName").or_insert(json!("default-scheduler"));
+    spec.entry("schedulerName")
+        .or_insert(json!("default-scheduler"));
     for list in ["containers", "initContainers"] {
         if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
             for c in cs {
@@ -311,8 +322,11 @@ fn default_pod_spec(spec: Option<&mut Value>) {
                         .get("image")
                         .and_then(Value::as_str)
                         .is_some_and(|i| !i.contains(':') || i.ends_with(":latest"));
-                    c.entry("imagePullPolicy")
-                        .or_insert(json!(if latest { "Always" } else { "IfNotPresent" }));
+                    c.entry("imagePullPolicy").or_insert(json!(if latest {
+                        "Always"
+                    } else {
+                        "IfNotPresent"
+                    }));
                     c.entry("terminationMessagePath")
                         .or_insert(json!("/dev/termination-log"));
                     c.entry("terminationMessagePolicy").or_insert(json!("File"));
@@ -327,7 +341,14 @@ fn default_pod_spec(spec: Option<&mut Value>) {
 pub fn validate(res: &Resource, obj: &Value) -> Result<(), Status> {
     let name = meta_str(obj, "name").unwrap_or_default();
     let mut causes = Vec::new();
-    for msg in validate_name(res.name_rule, name) {
+    let name_errors = if name.is_empty() {
+        vec!["name or generateName is required".to_string()]
+    } else if res.group.is_empty() && res.kind == "Service" {
+        validate_service_name(name, false)
+    } else {
+        validate_name(res.name_rule, name)
+    };
+    for msg in name_errors {
         causes.push(field_invalid("metadata.name", name, &msg));
     }
     if let Some(labels) = meta(obj).and_then(|m| m.get("labels")) {
@@ -357,14 +378,16 @@ pub fn validate(res: &Resource, obj: &Value) -> Result<(), Status> {
     }
     match (res.group, res.kind) {
         ("", "Pod") => validate_pod_spec(obj.get("spec"), "spec", &mut causes),
-        ("apps", "Deployment") | ("apps", "ReplicaSet") | ("apps", "DaemonSet")
+        ("apps", "Deployment")
+        | ("apps", "ReplicaSet")
+        | ("apps", "DaemonSet")
         | ("apps", "StatefulSet") => validate_workload(obj, &mut causes),
         ("", "ConfigMap") => {
             for field in ["data", "binaryData"] {
                 if let Some(data) = obj.get(field).and_then(Value::as_object) {
                     for k in data.keys() {
                         if !valid_config_key(k) {
-                            causes.push(field_invalid(&format!("{field}"), k, "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
+                            causes.push(field_invalid(field, k, "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
                         }
                     }
                 }
@@ -384,13 +407,14 @@ fn valid_config_key(k: &str) -> bool {
         && k.len() <= 253
         && k != "."
         && k != ".."
-        && k
-            .chars()
+        && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn validate_pod_spec(spec: Option<&Value>, path: &str, causes: &mut Vec<Cause>) {
-    let containers = spec.and_then(|s| s.get("containers")).and_then(Value::as_array);
+    let containers = spec
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array);
     match containers {
         None => causes.push(field_required(&format!("{path}.containers"))),
         Some(cs) if cs.is_empty() => causes.push(field_required(&format!("{path}.containers"))),
@@ -408,7 +432,11 @@ fn validate_pod_spec(spec: Option<&Value>, path: &str, causes: &mut Vec<Cause>) 
                         ));
                     }
                 }
-                if c.get("image").and_then(Value::as_str).unwrap_or_default().is_empty() {
+                if c.get("image")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .is_empty()
+                {
                     causes.push(field_required(&format!("{path}.containers[{i}].image")));
                 }
             }
@@ -436,7 +464,9 @@ fn validate_workload(obj: &Value, causes: &mut Vec<Cause>) {
         ));
     }
     if let Some(ml) = match_labels {
-        let ok = ml.iter().all(|(k, v)| template_labels.and_then(|t| t.get(k)) == Some(v));
+        let ok = ml
+            .iter()
+            .all(|(k, v)| template_labels.and_then(|t| t.get(k)) == Some(v));
         if !ok {
             causes.push(Cause::new(
                 "FieldValueInvalid",
@@ -448,85 +478,11 @@ fn validate_workload(obj: &Value, causes: &mut Vec<Cause>) {
             ));
         }
     }
-    validate_pod_spec(spec.and_then(|s| s.pointer("/template/spec")), "spec.template.spec", causes);
-}
-
-/// Upstream's messages for name rules.
-pub fn validate_name(rule: NameRule, name: &str) -> Vec<String> {
-    const SUBDOMAIN: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-    const LABEL: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-    let mut errs = Vec::new();
-    if name.is_empty() {
-        return vec!["name or generateName is required".into()];
-    }
-    let label_ok = |s: &str| {
-        !s.is_empty()
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !s.starts_with('-')
-            && !s.ends_with('-')
-    };
-    match rule {
-        NameRule::Subdomain => {
-            if name.len() > 253 {
-                errs.push("must be no more than 253 characters".into());
-            }
-            if !name.split('.').all(label_ok) {
-                errs.push(SUBDOMAIN.into());
-            }
-        }
-        NameRule::Label => {
-            if name.len() > 63 {
-                errs.push("must be no more than 63 characters".into());
-            }
-            if !label_ok(name) {
-                errs.push(LABEL.into());
-            }
-        }
-        NameRule::PathSegment => {
-            if name == "." || name == ".." {
-                errs.push(format!("may not be '{name}'"));
-            }
-            for bad in ["/", "%"] {
-                if name.contains(bad) {
-                    errs.push(format!("may not contain '{bad}'"));
-                }
-            }
-        }
-    }
-    errs
-}
-
-fn qualified_name_ok(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && s.as_bytes()[0].is_ascii_alphanumeric()
-        && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
-}
-
-pub fn validate_label_key(key: &str) -> Vec<String> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    let mut errs = Vec::new();
-    if let Some(p) = prefix {
-        if p.is_empty() || !validate_name(NameRule::Subdomain, p).is_empty() {
-            errs.push("prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".into());
-        }
-    }
-    if !qualified_name_ok(name) {
-        errs.push("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".into());
-    }
-    errs
-}
-
-pub fn validate_label_value(v: &str) -> Vec<String> {
-    if v.is_empty() || qualified_name_ok(v) {
-        Vec::new()
-    } else {
-        vec!["a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')".into()]
-    }
+    validate_pod_spec(
+        spec.and_then(|s| s.pointer("/template/spec")),
+        "spec.template.spec",
+        causes,
+    );
 }
 
 /// What kind of write an update is.
@@ -592,7 +548,14 @@ pub fn prepare_update(
     {
         let old_meta = meta(old).cloned().unwrap_or_default();
         let m = meta_mut(new);
-        for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "generation"] {
+        for k in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "namespace",
+            "generation",
+        ] {
             match old_meta.get(k) {
                 Some(v) => {
                     m.insert(k.into(), v.clone());
@@ -608,7 +571,10 @@ pub fn prepare_update(
     }
     let spec_changed = strip_for_generation(new) != strip_for_generation(old);
     if spec_changed && tracks_generation(new) {
-        let g = meta(old).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0);
+        let g = meta(old)
+            .and_then(|m| m.get("generation"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         meta_mut(new).insert("generation".into(), json!(g + 1));
     }
     if kind == UpdateKind::Main {
@@ -669,10 +635,28 @@ mod tests {
         assert_eq!(meta_str(&pod, "name"), Some("web-abcde"));
         assert_eq!(meta_str(&pod, "namespace"), Some("default"));
         assert_eq!(pod["metadata"]["generation"], 1);
-        assert_eq!(pod["status"]["phase"], "Pending", "clients cannot set status on create");
+        assert_eq!(
+            pod["status"]["phase"], "Pending",
+            "clients cannot set status on create"
+        );
         assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Always");
-        let keys: Vec<_> = pod["metadata"].as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys, ["name", "generateName", "namespace", "uid", "generation", "creationTimestamp"]);
+        let keys: Vec<_> = pod["metadata"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "name",
+                "generateName",
+                "namespace",
+                "uid",
+                "generation",
+                "creationTimestamp"
+            ]
+        );
     }
 
     #[test]
@@ -680,8 +664,20 @@ mod tests {
         let mut pod = json!({"metadata":{"name":"Bad_Name"},"spec":{"containers":[{"name":""}]}});
         let err = prepare_create(&pods(), &mut pod, &ctx()).unwrap_err();
         assert_eq!(err.code, 422);
-        let fields: Vec<_> = err.details.causes.iter().map(|c| c.field.as_str()).collect();
-        assert_eq!(fields, ["metadata.name", "spec.containers[0].name", "spec.containers[0].image"]);
+        let fields: Vec<_> = err
+            .details
+            .causes
+            .iter()
+            .map(|c| c.field.as_str())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "metadata.name",
+                "spec.containers[0].name",
+                "spec.containers[0].image"
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,1341 @@
+//! The one generic REST handler: get, list, watch, create, update, patch, delete and
+//! deletecollection for every registry row, plus the generic subresources.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{header, request::Parts, Method, StatusCode};
+use serde_json::{json, Map, Value};
+use skiff_api::registry::{self, Resource, Subresource, Verbs};
+use skiff_api::status::Status;
+use skiff_api::strategy::{self, meta_str, CreateContext, UpdateKind};
+use skiff_store::{KeyValue, ListRequest, StoreError};
+
+use crate::negotiate::{self, BodyFormat, Output};
+use crate::route::{Query, ResourceRequest};
+use crate::{json_response, status_response, ApiServer, Resp};
+
+/// How many times a read-modify-write retries on a concurrent change before giving up.
+const MAX_RETRIES: usize = 16;
+
+pub async fn serve(
+    srv: &Arc<ApiServer>,
+    rr: ResourceRequest,
+    q: Query,
+    parts: Parts,
+    body: impl Future<Output = Result<Bytes, Status>>,
+) -> Resp {
+    match serve_inner(srv, &rr, &q, &parts, body).await {
+        Ok(resp) => resp,
+        Err(s) => status_response(&s),
+    }
+}
+
+fn header_str(parts: &Parts, name: header::HeaderName) -> Option<&str> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn serve_inner(
+    srv: &Arc<ApiServer>,
+    rr: &ResourceRequest,
+    q: &Query,
+    parts: &Parts,
+    body: impl Future<Output = Result<Bytes, Status>>,
+) -> Result<Resp, Status> {
+    let res = rr.res;
+    if res.namespaced && rr.namespace.is_none() && parts.method != Method::GET {
+        return Err(Status::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource: namespaced resources need a namespace in the URL",
+        ));
+    }
+    if let Some(sub) = &rr.subresource {
+        if let Some(Subresource::Connect(_)) = res.subresources.iter().find(|s| s.name() == sub) {
+            return Err(Status::unavailable(format!(
+                "{}/{sub} is served by the node agent, which is not available for this object",
+                res.plural
+            )));
+        }
+    }
+    let out = negotiate::output(header_str(parts, header::ACCEPT))?;
+    let watching = q.watch || rr.legacy_watch;
+    let verb_ok = |verb: &str| res.verbs.names().contains(&verb);
+    let method_not_allowed = || {
+        Status::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({} {})",
+            parts.method, res.plural
+        ))
+    };
+    match (&parts.method, &rr.name) {
+        (&Method::GET, None) if watching => {
+            if !verb_ok("watch") {
+                return Err(method_not_allowed());
+            }
+            crate::watch::serve(srv, rr, q, out).await
+        }
+        (&Method::GET, None) => {
+            if !verb_ok("list") {
+                return Err(method_not_allowed());
+            }
+            list(srv, rr, q, out).await
+        }
+        (&Method::GET, Some(name)) if watching => {
+            // `?watch=true` on a named object: a watch with a name field selector.
+            let mut q = q.clone();
+            let sel = format!("metadata.name={name}");
+            q.field_selector = Some(match &q.field_selector {
+                Some(f) if !f.is_empty() => format!("{f},{sel}"),
+                _ => sel,
+            });
+            let mut rr = rr.clone();
+            rr.name = None;
+            crate::watch::serve(srv, &rr, &q, out).await
+        }
+        (&Method::GET, Some(name)) => {
+            if !verb_ok("get") {
+                return Err(method_not_allowed());
+            }
+            let (obj, _) = get_object(srv, res, rr.namespace.as_deref(), name).await?;
+            Ok(object_response(
+                res,
+                StatusCode::OK,
+                &subresource_view(rr, obj)?,
+                out,
+            ))
+        }
+        (&Method::POST, None) => {
+            if !verb_ok("create") {
+                return Err(method_not_allowed());
+            }
+            let body = body.await?;
+            let fmt = negotiate::body_format(header_str(parts, header::CONTENT_TYPE))?;
+            let obj = decode_object(res, &body, fmt)?;
+            if res.verbs == Verbs::CreateOnly {
+                return Ok(object_response(
+                    res,
+                    StatusCode::CREATED,
+                    &review(res, obj),
+                    out,
+                ));
+            }
+            let created = create(srv, res, rr.namespace.as_deref(), obj, q.dry_run).await?;
+            Ok(object_response(res, StatusCode::CREATED, &created, out))
+        }
+        (&Method::POST, Some(name)) => {
+            let body = body.await?;
+            let fmt = negotiate::body_format(header_str(parts, header::CONTENT_TYPE))?;
+            match rr.subresource.as_deref() {
+                Some("binding") => {
+                    let binding = negotiate::decode(&body, fmt == BodyFormat::Yaml)?;
+                    bind_pod(srv, res, rr.namespace.as_deref(), name, &binding).await?;
+                    Ok(json_response(
+                        StatusCode::CREATED,
+                        Status::success_json("", "pods", name, ""),
+                    ))
+                }
+                Some("eviction") => {
+                    evict_pod(srv, res, rr.namespace.as_deref(), name, q).await?;
+                    Ok(json_response(
+                        StatusCode::CREATED,
+                        Status::success_json("policy", "pods", name, ""),
+                    ))
+                }
+                _ => Err(method_not_allowed()),
+            }
+        }
+        (&Method::PUT, Some(name)) => {
+            if !verb_ok("update") {
+                return Err(method_not_allowed());
+            }
+            let body = body.await?;
+            let fmt = negotiate::body_format(header_str(parts, header::CONTENT_TYPE))?;
+            let obj = if rr.subresource.as_deref() == Some("scale") {
+                decode_object(scale_resource(), &body, fmt)?
+            } else {
+                decode_object(res, &body, fmt)?
+            };
+            let updated = update(srv, rr, name, Change::Replace(obj), q.dry_run).await?;
+            Ok(object_response(
+                res,
+                StatusCode::OK,
+                &subresource_view(rr, updated)?,
+                out,
+            ))
+        }
+        (&Method::PATCH, Some(name)) => {
+            if !verb_ok("patch") {
+                return Err(method_not_allowed());
+            }
+            let body = body.await?;
+            let fmt = negotiate::body_format(header_str(parts, header::CONTENT_TYPE))?;
+            let change = match fmt {
+                BodyFormat::Json | BodyFormat::Yaml => {
+                    return Err(Status::unsupported_media_type(
+                        header_str(parts, header::CONTENT_TYPE).unwrap_or(""),
+                    ))
+                }
+                BodyFormat::ApplyPatch => {
+                    return Err(Status::unsupported_media_type(
+                        "application/apply-patch+yaml (server-side apply is not supported yet)",
+                    ))
+                }
+                BodyFormat::JsonPatch => {
+                    let patch: json_patch::Patch = serde_json::from_slice(&body).map_err(|e| {
+                        Status::bad_request(format!("error decoding JSON patch: {e}"))
+                    })?;
+                    Change::JsonPatch(patch)
+                }
+                BodyFormat::MergePatch => Change::MergePatch(patch_doc(&body)?),
+                BodyFormat::StrategicMergePatch => Change::Strategic(patch_doc(&body)?),
+            };
+            let updated = update(srv, rr, name, change, q.dry_run).await?;
+            Ok(object_response(
+                res,
+                StatusCode::OK,
+                &subresource_view(rr, updated)?,
+                out,
+            ))
+        }
+        (&Method::DELETE, Some(name)) => {
+            if !verb_ok("delete") {
+                return Err(method_not_allowed());
+            }
+            let body = body.await?;
+            let opts = DeleteOptions::parse(&body, q)?;
+            let obj = delete(srv, res, rr.namespace.as_deref(), name, &opts).await?;
+            Ok(object_response(res, StatusCode::OK, &obj, out))
+        }
+        (&Method::DELETE, None) => {
+            if !verb_ok("deletecollection") {
+                return Err(method_not_allowed());
+            }
+            let body = body.await?;
+            let opts = DeleteOptions::parse(&body, q)?;
+            delete_collection(srv, rr, q, &opts, out).await
+        }
+        _ => Err(method_not_allowed()),
+    }
+}
+
+fn patch_doc(body: &Bytes) -> Result<Value, Status> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| Status::bad_request(format!("error decoding patch: {e}")))?;
+    if !v.is_object() {
+        return Err(Status::bad_request("a merge patch must be a JSON object"));
+    }
+    Ok(v)
+}
+
+/// Decodes a create/update body and checks it is this resource's kind and version.
+fn decode_object(res: &Resource, body: &Bytes, fmt: BodyFormat) -> Result<Value, Status> {
+    let obj = match fmt {
+        BodyFormat::Json | BodyFormat::Yaml => negotiate::decode(body, fmt == BodyFormat::Yaml)?,
+        _ => {
+            return Err(Status::unsupported_media_type(
+                "a patch media type on a non-PATCH request",
+            ))
+        }
+    };
+    if !obj.is_object() {
+        return Err(Status::bad_request("the body must be a JSON object"));
+    }
+    if obj
+        .get("metadata")
+        .is_some_and(|m| !m.is_object() && !m.is_null())
+    {
+        return Err(Status::bad_request("metadata must be an object"));
+    }
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    if !kind.is_empty() && kind != res.kind {
+        return Err(Status::bad_request(format!(
+            "the API version in the data ({api_version}) does not match the expected API version ({}) or the kind ({kind}) does not match the expected kind ({})",
+            res.api_version(),
+            res.kind
+        )));
+    }
+    if !api_version.is_empty() && api_version != res.api_version() {
+        return Err(Status::bad_request(format!(
+            "the API version in the data ({api_version}) does not match the expected API version ({})",
+            res.api_version()
+        )));
+    }
+    Ok(obj)
+}
+
+/// A create-only review object (TokenReview, SubjectAccessReview, ...). Until
+/// authorization lands, the only users are `system:masters`, who may do everything.
+fn review(res: &Resource, mut obj: Value) -> Value {
+    let status = match res.kind {
+        "SelfSubjectAccessReview" | "SubjectAccessReview" | "LocalSubjectAccessReview" => {
+            json!({"allowed": true, "reason": "skiff: members of system:masters may do everything"})
+        }
+        "SelfSubjectReview" => {
+            json!({"userInfo": {"username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]}})
+        }
+        _ => json!({}),
+    };
+    obj["status"] = status;
+    obj["kind"] = json!(res.kind);
+    obj["apiVersion"] = json!(res.api_version());
+    obj
+}
+
+pub fn object_key(res: &Resource, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) if res.namespaced => format!("{}{ns}/{name}", res.key_prefix()),
+        _ => format!("{}{name}", res.key_prefix()),
+    }
+}
+
+pub fn list_prefix(res: &Resource, namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) if res.namespaced => format!("{}{ns}/", res.key_prefix()),
+        _ => res.key_prefix(),
+    }
+}
+
+/// Turns a stored value into the object clients see.
+pub fn decode_stored(res: &Resource, kv: &KeyValue) -> Result<Value, Status> {
+    let mut obj: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+        Status::internal(format!("stored object {} is not valid JSON: {e}", kv.key))
+    })?;
+    stamp(res, &mut obj, kv.mod_revision);
+    Ok(obj)
+}
+
+fn stamp(res: &Resource, obj: &mut Value, revision: i64) {
+    if let Some(map) = obj.as_object_mut() {
+        map.insert("kind".into(), json!(res.kind));
+        map.insert("apiVersion".into(), json!(res.api_version()));
+    }
+    strategy::meta_mut(obj).insert("resourceVersion".into(), json!(revision.to_string()));
+    strategy::normalize(obj);
+}
+
+pub fn store_error(res: &Resource, name: &str, e: StoreError) -> Status {
+    match e {
+        StoreError::NotFound { .. } => Status::not_found(res.group, res.plural, name),
+        StoreError::AlreadyExists { .. } => Status::already_exists(res.group, res.plural, name),
+        StoreError::Conflict { .. } => Status::conflict(
+            res.group,
+            res.plural,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ),
+        StoreError::Compacted { requested, compacted } => Status::gone(format!(
+            "too old resource version: {requested} ({compacted})"
+        )),
+        StoreError::FutureRevision { requested, current } => Status::timeout(format!(
+            "Too large resource version: {requested}, current: {current}"
+        )),
+        StoreError::InvalidKey { reason, .. } => {
+            Status::bad_request(format!("invalid object name {name:?}: {reason}"))
+        }
+        StoreError::Unavailable(m) | StoreError::Backend(m) | StoreError::Corrupt(m) => {
+            Status::unavailable(format!("storage is unavailable: {m}"))
+        }
+        StoreError::Closed => Status::unavailable("the server is shutting down"),
+        StoreError::WatcherTooSlow => Status::gone("watch fell behind; re-list"),
+    }
+}
+
+pub async fn get_object(
+    srv: &ApiServer,
+    res: &Resource,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<(Value, i64), Status> {
+    let key = object_key(res, namespace, name);
+    match srv.store.get(&key).await {
+        Ok(Some(kv)) => Ok((decode_stored(res, &kv)?, kv.mod_revision)),
+        Ok(None) => Err(Status::not_found(res.group, res.plural, name)),
+        Err(e) => Err(store_error(res, name, e)),
+    }
+}
+
+fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("zero nanoseconds is valid");
+    now.format(&time::format_description::well_known::Rfc3339)
+        .expect("formatting a UTC time")
+}
+
+fn random_suffix() -> String {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let alphabet = strategy::NAME_SUFFIX_ALPHABET;
+    bytes[..5]
+        .iter()
+        .map(|b| alphabet[*b as usize % alphabet.len()] as char)
+        .collect()
+}
+
+fn storage_bytes(obj: &Value) -> Bytes {
+    let mut o = obj.clone();
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    Bytes::from(serde_json::to_vec(&o).expect("JSON values serialise"))
+}
+
+/// Checks the namespace of a create exists and is not terminating.
+async fn check_namespace(srv: &ApiServer, ns: &str) -> Result<(), Status> {
+    let nsres = registry::lookup("", "v1", "namespaces").expect("namespaces are registered");
+    let (obj, _) = get_object(srv, nsres, None, ns).await?;
+    let terminating = obj.pointer("/metadata/deletionTimestamp").is_some()
+        || obj.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating");
+    if terminating {
+        let mut s = Status::forbidden(format!(
+            "unable to create new content in namespace {ns} because it is being terminated"
+        ));
+        s.details.name = ns.into();
+        s.details.kind = "namespaces".into();
+        s.details.causes = vec![skiff_api::status::Cause::new(
+            "NamespaceTerminating",
+            format!("namespace {ns} is being terminated"),
+            "metadata.namespace",
+        )];
+        return Err(s);
+    }
+    Ok(())
+}
+
+pub async fn create(
+    srv: &ApiServer,
+    res: &Resource,
+    namespace: Option<&str>,
+    mut obj: Value,
+    dry_run: bool,
+) -> Result<Value, Status> {
+    if let (Some(ns), Some(body_ns)) = (namespace, meta_str(&obj, "namespace")) {
+        if !body_ns.is_empty() && body_ns != ns {
+            return Err(Status::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+    }
+    if let Some(ns) = namespace.filter(|_| res.namespaced) {
+        check_namespace(srv, ns).await?;
+    }
+    let generated = meta_str(&obj, "name").is_none_or(str::is_empty);
+    let template = obj.clone();
+    for attempt in 0..8 {
+        if attempt > 0 {
+            obj = template.clone();
+        }
+        let now = now_rfc3339();
+        let uid = uuid::Uuid::new_v4().to_string();
+        let suffix = random_suffix();
+        strategy::prepare_create(
+            res,
+            &mut obj,
+            &CreateContext {
+                namespace: namespace.filter(|_| res.namespaced),
+                now: &now,
+                uid: &uid,
+                random_suffix: &suffix,
+            },
+        )?;
+        obj["kind"] = json!(res.kind);
+        obj["apiVersion"] = json!(res.api_version());
+        strategy::normalize(&mut obj);
+        let name = meta_str(&obj, "name").unwrap_or_default().to_string();
+        if dry_run {
+            return Ok(obj);
+        }
+        let key = object_key(res, namespace, &name);
+        match srv.store.create(&key, storage_bytes(&obj)).await {
+            Ok(kv) => {
+                stamp(res, &mut obj, kv.mod_revision);
+                return Ok(obj);
+            }
+            Err(StoreError::AlreadyExists { .. }) if generated => continue,
+            Err(e) => return Err(store_error(res, &name, e)),
+        }
+    }
+    Err(Status::new(
+        500,
+        "AlreadyExists",
+        "could not generate a unique name after 8 attempts",
+    ))
+}
+
+/// A create from inside the server (bootstrap); an existing object is fine.
+pub async fn create_internal(
+    srv: &ApiServer,
+    group: &str,
+    plural: &str,
+    namespace: Option<&str>,
+    obj: Value,
+) -> Result<(), Status> {
+    let res = registry::RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural && r.storage)
+        .ok_or_else(|| Status::internal(format!("no resource {group}/{plural}")))?;
+    match create(srv, res, namespace, obj, false).await {
+        Ok(_) => Ok(()),
+        Err(s) if s.reason == "AlreadyExists" => Ok(()),
+        Err(s) => Err(s),
+    }
+}
+
+pub enum Change {
+    Replace(Value),
+    JsonPatch(json_patch::Patch),
+    MergePatch(Value),
+    Strategic(Value),
+}
+
+impl Change {
+    fn apply(&self, current: &Value) -> Result<Value, Status> {
+        match self {
+            Change::Replace(v) => Ok(v.clone()),
+            Change::JsonPatch(p) => {
+                let mut doc = current.clone();
+                json_patch::patch(&mut doc, p).map_err(|e| {
+                    Status::new(
+                        422,
+                        "Invalid",
+                        format!(
+                            "the server rejected our request due to an error in our request: {e}"
+                        ),
+                    )
+                })?;
+                Ok(doc)
+            }
+            Change::MergePatch(p) => {
+                let mut doc = current.clone();
+                json_patch::merge(&mut doc, p);
+                Ok(doc)
+            }
+            Change::Strategic(p) => skiff_api::patch::strategic_merge(current, p)
+                .map_err(|e| Status::bad_request(format!("invalid strategic merge patch: {e}"))),
+        }
+    }
+
+    fn is_replace(&self) -> bool {
+        matches!(self, Change::Replace(_))
+    }
+}
+
+/// Read-modify-write of one object, retrying on concurrent changes unless the client
+/// pinned a resourceVersion.
+pub async fn update(
+    srv: &ApiServer,
+    rr: &ResourceRequest,
+    name: &str,
+    change: Change,
+    dry_run: bool,
+) -> Result<Value, Status> {
+    let res = rr.res;
+    let ns = rr.namespace.as_deref();
+    let key = object_key(res, ns, name);
+    for _ in 0..MAX_RETRIES {
+        let (current, rev) = get_object(srv, res, ns, name).await?;
+        // Patches to a view apply to the view (a Scale), then the view to the object.
+        let base = match rr.subresource.as_deref() {
+            Some("scale") => scale_view(res, &current)?,
+            _ => current.clone(),
+        };
+        let mut new = change.apply(&base)?;
+        if !new.is_object() {
+            return Err(Status::bad_request("the result must be a JSON object"));
+        }
+        match rr.subresource.as_deref() {
+            Some("scale") => new = apply_scale(res, &current, &new)?,
+            // namespaces/finalize changes only spec.finalizers.
+            Some("finalize") => {
+                let finalizers = new
+                    .pointer("/spec/finalizers")
+                    .cloned()
+                    .unwrap_or(json!([]));
+                new = current.clone();
+                new["spec"]["finalizers"] = finalizers;
+            }
+            _ => {}
+        }
+        // A resourceVersion in the body (replace, or a patch that sets it) is a precondition.
+        let pinned = match meta_str(&new, "resourceVersion") {
+            Some(rv)
+                if change.is_replace() || meta_str(&current, "resourceVersion") != Some(rv) =>
+            {
+                let rv: i64 = rv.parse().map_err(|_| {
+                    Status::bad_request(format!(
+                        "invalid resourceVersion {rv:?}: must be an integer"
+                    ))
+                })?;
+                if rv != rev {
+                    return Err(store_error(
+                        res,
+                        name,
+                        StoreError::Conflict {
+                            key: key.clone(),
+                            expected: rv,
+                            actual: rev,
+                        },
+                    ));
+                }
+                true
+            }
+            _ => false,
+        };
+        if let (Some(k), Some(a)) = (
+            new.get("kind").and_then(Value::as_str),
+            new.get("apiVersion").and_then(Value::as_str),
+        ) {
+            if k != res.kind || a != res.api_version() {
+                return Err(Status::bad_request(format!(
+                    "the API version in the data ({a}) does not match the expected API version ({}) or the kind ({k}) does not match the expected kind ({})",
+                    res.api_version(), res.kind
+                )));
+            }
+        }
+        if let Some(body_ns) = meta_str(&new, "namespace") {
+            if ns.is_some_and(|n| n != body_ns) && !body_ns.is_empty() {
+                return Err(Status::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+        }
+        let kind = match rr.subresource.as_deref() {
+            Some("status") | Some("approval") => UpdateKind::Status,
+            _ => UpdateKind::Main,
+        };
+        strategy::prepare_update(res, &mut new, &current, kind)?;
+        new["kind"] = json!(res.kind);
+        new["apiVersion"] = json!(res.api_version());
+        strategy::normalize(&mut new);
+        if dry_run {
+            stamp(res, &mut new, rev);
+            return Ok(new);
+        }
+        // An object being deleted whose last finalizer is gone is deleted now.
+        let finalizers_empty = new
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(|f| f.is_empty());
+        if new.pointer("/metadata/deletionTimestamp").is_some()
+            && finalizers_empty
+            && !waits_for_graceful_termination(res, &new)
+        {
+            return match srv.store.delete(&key, Some(rev)).await {
+                Ok(_) => {
+                    stamp(res, &mut new, rev);
+                    Ok(new)
+                }
+                Err(StoreError::Conflict { .. }) if !pinned => continue,
+                Err(e) => Err(store_error(res, name, e)),
+            };
+        }
+        match srv.store.update(&key, storage_bytes(&new), Some(rev)).await {
+            Ok(kv) => {
+                stamp(res, &mut new, kv.mod_revision);
+                return Ok(new);
+            }
+            Err(StoreError::Conflict { .. }) if !pinned => continue,
+            Err(e) => return Err(store_error(res, name, e)),
+        }
+    }
+    Err(Status::conflict(
+        res.group,
+        res.plural,
+        name,
+        "too many concurrent modifications; try again",
+    ))
+}
+
+fn waits_for_graceful_termination(res: &Resource, obj: &Value) -> bool {
+    if res.group.is_empty() && res.kind == "Namespace" {
+        return obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+    }
+    res.group.is_empty()
+        && res.kind == "Pod"
+        && obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .is_some_and(|g| g > 0)
+}
+
+/// What a request on a subresource returns: the Scale view for `/scale`, else the object.
+fn subresource_view(rr: &ResourceRequest, obj: Value) -> Result<Value, Status> {
+    match rr.subresource.as_deref() {
+        Some("scale") => scale_view(rr.res, &obj),
+        _ => Ok(obj),
+    }
+}
+
+/// A registry-shaped description of `autoscaling/v1` Scale, for decoding scale bodies.
+fn scale_resource() -> &'static Resource {
+    static SCALE: std::sync::OnceLock<Resource> = std::sync::OnceLock::new();
+    SCALE.get_or_init(|| Resource {
+        group: "autoscaling",
+        version: "v1",
+        kind: "Scale",
+        plural: "scale",
+        singular: "scale",
+        short_names: &[],
+        categories: &[],
+        namespaced: true,
+        verbs: Verbs::All,
+        subresources: &[],
+        name_rule: skiff_api::registry::NameRule::Subdomain,
+        storage: false,
+    })
+}
+
+/// The `autoscaling/v1` Scale view of a scalable object.
+fn scale_view(res: &Resource, obj: &Value) -> Result<Value, Status> {
+    let m = strategy::meta(obj).cloned().unwrap_or_default();
+    let selector = obj
+        .pointer("/spec/selector")
+        .map(|s| match s {
+            Value::Object(o)
+                if o.contains_key("matchLabels") || o.contains_key("matchExpressions") =>
+            {
+                selector_string(s)
+            }
+            Value::Object(o) => o
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => String::new(),
+        })
+        .unwrap_or_default();
+    let _ = res;
+    let mut meta = Map::new();
+    for k in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
+        if let Some(v) = m.get(k) {
+            meta.insert(k.into(), v.clone());
+        }
+    }
+    Ok(json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": meta,
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        }
+    }))
+}
+
+fn selector_string(sel: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(ml) = sel.get("matchLabels").and_then(Value::as_object) {
+        for (k, v) in ml {
+            parts.push(format!("{k}={}", v.as_str().unwrap_or_default()));
+        }
+    }
+    if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
+        for e in exprs {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|v| v.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            match e.get("operator").and_then(Value::as_str) {
+                Some("In") => parts.push(format!("{key} in ({})", values.join(","))),
+                Some("NotIn") => parts.push(format!("{key} notin ({})", values.join(","))),
+                Some("Exists") => parts.push(key.to_string()),
+                Some("DoesNotExist") => parts.push(format!("!{key}")),
+                _ => {}
+            }
+        }
+    }
+    parts.join(",")
+}
+
+/// Applies a (possibly patched) Scale to the underlying object.
+fn apply_scale(res: &Resource, current: &Value, scale: &Value) -> Result<Value, Status> {
+    let replicas = scale
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| {
+            Status::invalid(
+                "autoscaling",
+                "Scale",
+                "",
+                vec![skiff_api::status::Cause::new(
+                    "FieldValueRequired",
+                    "Required value",
+                    "spec.replicas",
+                )],
+            )
+        })?;
+    if replicas < 0 {
+        return Err(Status::invalid(
+            "autoscaling",
+            "Scale",
+            meta_str(current, "name").unwrap_or_default(),
+            vec![skiff_api::status::Cause::new(
+                "FieldValueInvalid",
+                format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                "spec.replicas",
+            )],
+        ));
+    }
+    let _ = res;
+    let mut new = current.clone();
+    new["spec"]["replicas"] = json!(replicas);
+    if let Some(rv) = meta_str(scale, "resourceVersion") {
+        strategy::meta_mut(&mut new).insert("resourceVersion".into(), json!(rv));
+    }
+    Ok(new)
+}
+
+async fn bind_pod(
+    srv: &ApiServer,
+    res: &Resource,
+    ns: Option<&str>,
+    name: &str,
+    binding: &Value,
+) -> Result<(), Status> {
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            Status::invalid(
+                "",
+                "Binding",
+                name,
+                vec![skiff_api::status::Cause::new(
+                    "FieldValueRequired",
+                    "Required value",
+                    "target.name",
+                )],
+            )
+        })?
+        .to_string();
+    let key = object_key(res, ns, name);
+    for _ in 0..MAX_RETRIES {
+        let (mut pod, rev) = get_object(srv, res, ns, name).await?;
+        if pod.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(Status::conflict(
+                "",
+                "pods",
+                name,
+                "pod is being deleted, cannot be assigned to a host",
+            ));
+        }
+        if let Some(existing) = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
+            return Err(Status::conflict(
+                "",
+                "pods",
+                name,
+                &format!("pod {name} is already assigned to node \"{existing}\""),
+            ));
+        }
+        pod["spec"]["nodeName"] = json!(node);
+        let conditions = pod["status"]
+            .as_object_mut()
+            .map(|s| s.entry("conditions").or_insert_with(|| json!([])));
+        if let Some(Value::Array(c)) = conditions {
+            c.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
+            c.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now_rfc3339()}));
+        }
+        match srv.store.update(&key, storage_bytes(&pod), Some(rev)).await {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(store_error(res, name, e)),
+        }
+    }
+    Err(Status::conflict(
+        "",
+        "pods",
+        name,
+        "too many concurrent modifications",
+    ))
+}
+
+async fn evict_pod(
+    srv: &ApiServer,
+    res: &Resource,
+    ns: Option<&str>,
+    name: &str,
+    q: &Query,
+) -> Result<(), Status> {
+    // PodDisruptionBudget checks arrive with the disruption controller; until then an
+    // eviction is a graceful delete.
+    let opts = DeleteOptions {
+        grace_period: q.grace_period_seconds,
+        ..Default::default()
+    };
+    delete(srv, res, ns, name, &opts).await.map(|_| ())
+}
+
+#[derive(Default, Debug)]
+pub struct DeleteOptions {
+    pub grace_period: Option<i64>,
+    pub propagation: Option<String>,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<String>,
+    pub dry_run: bool,
+}
+
+impl DeleteOptions {
+    fn parse(body: &Bytes, q: &Query) -> Result<Self, Status> {
+        let mut o = DeleteOptions {
+            grace_period: q.grace_period_seconds,
+            propagation: q.propagation_policy.clone(),
+            dry_run: q.dry_run,
+            ..Default::default()
+        };
+        if q.orphan_dependents == Some(true) && o.propagation.is_none() {
+            o.propagation = Some("Orphan".into());
+        }
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(o);
+        }
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| Status::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+        if let Some(g) = v.get("gracePeriodSeconds").and_then(Value::as_i64) {
+            o.grace_period = Some(g);
+        }
+        if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
+            if !matches!(p, "Orphan" | "Background" | "Foreground") {
+                return Err(Status::bad_request(format!(
+                    "invalid propagationPolicy {p:?}"
+                )));
+            }
+            o.propagation = Some(p.into());
+        }
+        if v.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+            && o.propagation.is_none()
+        {
+            o.propagation = Some("Orphan".into());
+        }
+        if let Some(dr) = v.get("dryRun").and_then(Value::as_array) {
+            o.dry_run |= dr.iter().any(|d| d == "All");
+        }
+        o.precondition_uid = v
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(String::from);
+        o.precondition_rv = v
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(String::from);
+        Ok(o)
+    }
+}
+
+pub async fn delete(
+    srv: &ApiServer,
+    res: &Resource,
+    ns: Option<&str>,
+    name: &str,
+    opts: &DeleteOptions,
+) -> Result<Value, Status> {
+    let key = object_key(res, ns, name);
+    for _ in 0..MAX_RETRIES {
+        let (mut obj, rev) = get_object(srv, res, ns, name).await?;
+        if let Some(uid) = &opts.precondition_uid {
+            if meta_str(&obj, "uid") != Some(uid.as_str()) {
+                return Err(Status::conflict(
+                    res.group,
+                    res.plural,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta_str(&obj, "uid").unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        if let Some(want) = &opts.precondition_rv {
+            if *want != rev.to_string() {
+                return Err(Status::conflict(res.group, res.plural, name, &format!(
+                    "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rev}"
+                )));
+            }
+        }
+        let mut finalizers: Vec<Value> = obj
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        match opts.propagation.as_deref() {
+            Some("Foreground") if !finalizers.contains(&json!("foregroundDeletion")) => {
+                finalizers.push(json!("foregroundDeletion"))
+            }
+            Some("Orphan") if !finalizers.contains(&json!("orphan")) => {
+                finalizers.push(json!("orphan"))
+            }
+            _ => {}
+        }
+        let is_pod = res.group.is_empty() && res.kind == "Pod";
+        let is_ns = res.group.is_empty() && res.kind == "Namespace";
+        let grace = if is_pod {
+            let scheduled = obj
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
+            let finished = matches!(
+                obj.pointer("/status/phase").and_then(Value::as_str),
+                Some("Succeeded") | Some("Failed")
+            );
+            let default = obj
+                .pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(30);
+            if !scheduled || finished {
+                0
+            } else {
+                opts.grace_period.unwrap_or(default).max(0)
+            }
+        } else {
+            0
+        };
+        let ns_finalizers = is_ns
+            && obj
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
+        let already = obj.pointer("/metadata/deletionTimestamp").is_some();
+        if !finalizers.is_empty() || grace > 0 || ns_finalizers {
+            // Deletion is recorded and completes when finalizers / the kubelet are done.
+            if already && grace == 0 && !is_pod {
+                return Ok(obj);
+            }
+            let m = strategy::meta_mut(&mut obj);
+            let when = time::OffsetDateTime::now_utc() + time::Duration::seconds(grace);
+            if !already || is_pod {
+                m.insert(
+                    "deletionTimestamp".into(),
+                    json!(when
+                        .replace_nanosecond(0)
+                        .unwrap()
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap()),
+                );
+            }
+            m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            m.insert("finalizers".into(), json!(finalizers));
+            if finalizers.is_empty() {
+                m.remove("finalizers");
+            }
+            if is_ns {
+                obj["status"]["phase"] = json!("Terminating");
+            }
+            if opts.dry_run {
+                return Ok(obj);
+            }
+            match srv.store.update(&key, storage_bytes(&obj), Some(rev)).await {
+                Ok(kv) => {
+                    stamp(res, &mut obj, kv.mod_revision);
+                    return Ok(obj);
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_error(res, name, e)),
+            }
+        }
+        if opts.dry_run {
+            return Ok(obj);
+        }
+        match srv.store.delete(&key, Some(rev)).await {
+            Ok(_) => return Ok(obj),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(store_error(res, name, e)),
+        }
+    }
+    Err(Status::conflict(
+        res.group,
+        res.plural,
+        name,
+        "too many concurrent modifications",
+    ))
+}
+
+async fn delete_collection(
+    srv: &ApiServer,
+    rr: &ResourceRequest,
+    q: &Query,
+    opts: &DeleteOptions,
+    out: Output,
+) -> Result<Resp, Status> {
+    let res = rr.res;
+    let filter = crate::watch::Filter::new(res, q)?;
+    let items = srv
+        .store
+        .list(&ListRequest {
+            prefix: list_prefix(res, rr.namespace.as_deref()),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| store_error(res, "", e))?;
+    let mut deleted = Vec::new();
+    for kv in &items.kvs {
+        let obj = decode_stored(res, kv)?;
+        if !filter.matches(&obj) {
+            continue;
+        }
+        let name = meta_str(&obj, "name").unwrap_or_default().to_string();
+        let ns = meta_str(&obj, "namespace").map(String::from);
+        match delete(srv, res, ns.as_deref(), &name, opts).await {
+            Ok(o) => deleted.push(o),
+            Err(s) if s.code == 404 => {}
+            Err(s) => return Err(s),
+        }
+    }
+    let list = json!({
+        "kind": format!("{}List", res.kind),
+        "apiVersion": res.api_version(),
+        "metadata": {"resourceVersion": items.revision.to_string()},
+        "items": deleted,
+    });
+    let (body, ct) = negotiate::encode(
+        &list,
+        if out == Output::Yaml {
+            out
+        } else {
+            Output::Json
+        },
+    );
+    Ok(http::Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, ct)
+        .body(crate::full(body))
+        .unwrap())
+}
+
+/// The continue token: upstream's shape, base64 of `{"v":"meta.k8s.io/v1","rv":N,"start":"..."}`.
+fn encode_continue(rv: i64, start: &str) -> String {
+    let raw = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start});
+    base64::engine::general_purpose::URL_SAFE.encode(raw.to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(i64, String), Status> {
+    let bad = || Status::bad_request(format!("continue key is not valid: {token:?}"));
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(token))
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    if v.get("v").and_then(Value::as_str) != Some("meta.k8s.io/v1") {
+        return Err(bad());
+    }
+    let rv = v
+        .get("rv")
+        .and_then(Value::as_i64)
+        .filter(|r| *r > 0)
+        .ok_or_else(bad)?;
+    let start = v
+        .get("start")
+        .and_then(Value::as_str)
+        .ok_or_else(bad)?
+        .to_string();
+    if start.contains("..") || start.starts_with('/') {
+        return Err(bad());
+    }
+    Ok((rv, start))
+}
+
+/// Resolves `resourceVersion`/`resourceVersionMatch` of a list to the revision to read at.
+async fn list_revision(srv: &ApiServer, res: &Resource, q: &Query) -> Result<i64, Status> {
+    let rv = match q.resource_version.as_deref() {
+        None => {
+            if q.resource_version_match.is_some() {
+                return Err(Status::bad_request(
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            }
+            return Ok(0);
+        }
+        Some(rv) => rv.parse::<i64>().map_err(|_| {
+            Status::bad_request(format!(
+                "invalid resourceVersion {rv:?}: must be an integer"
+            ))
+        })?,
+    };
+    match q.resource_version_match.as_deref() {
+        Some("Exact") => {
+            if rv == 0 {
+                return Err(Status::bad_request(
+                    "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"",
+                ));
+            }
+            Ok(rv)
+        }
+        Some("NotOlderThan") | None => {
+            let current = srv.store.current_revision().await.map_err(|e| store_error(res, "", e))?;
+            if rv > current {
+                return Err(Status::timeout(format!(
+                    "Too large resource version: {rv}, current: {current}"
+                )));
+            }
+            Ok(0)
+        }
+        Some(other) => Err(Status::bad_request(format!(
+            "invalid resourceVersionMatch {other:?}: valid values are \"Exact\" and \"NotOlderThan\""
+        ))),
+    }
+}
+
+pub struct ListResult {
+    pub items: Vec<Value>,
+    pub revision: i64,
+    pub continue_token: Option<String>,
+}
+
+/// Lists with selectors and paging. Pages are filled even when selectors skip items.
+pub async fn list_objects(
+    srv: &ApiServer,
+    rr: &ResourceRequest,
+    q: &Query,
+) -> Result<ListResult, Status> {
+    let res = rr.res;
+    let filter = crate::watch::Filter::new(res, q)?;
+    let prefix = list_prefix(res, rr.namespace.as_deref());
+    let (mut revision, mut start_after) = match &q.continue_token {
+        Some(token) => {
+            let (rv, start) = decode_continue(token)?;
+            (rv, Some(format!("{prefix}{start}")))
+        }
+        None => (list_revision(srv, res, q).await?, None),
+    };
+    let limit = q.limit.unwrap_or(0);
+    let mut items = Vec::new();
+    loop {
+        let page = srv
+            .store
+            .list(&ListRequest {
+                prefix: prefix.clone(),
+                start_after: start_after.clone(),
+                limit: if limit == 0 { 0 } else { (limit - items.len()).max(1) },
+                revision,
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Compacted { .. } if q.continue_token.is_some() => Status::gone(
+                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                ),
+                e => store_error(res, "", e),
+            })?;
+        revision = page.revision;
+        let last_key = page.kvs.last().map(|kv| kv.key.clone());
+        for kv in &page.kvs {
+            let obj = decode_stored(res, kv)?;
+            if filter.matches(&obj) {
+                items.push(obj);
+            }
+        }
+        if !page.more {
+            return Ok(ListResult {
+                items,
+                revision,
+                continue_token: None,
+            });
+        }
+        start_after = last_key;
+        if limit > 0 && items.len() >= limit {
+            let start = start_after
+                .as_deref()
+                .and_then(|k| k.strip_prefix(&prefix))
+                .unwrap_or_default();
+            // The store's start_after is exclusive, so the last key is where to resume.
+            return Ok(ListResult {
+                items,
+                revision,
+                continue_token: Some(encode_continue(revision, start)),
+            });
+        }
+    }
+}
+
+async fn list(
+    srv: &ApiServer,
+    rr: &ResourceRequest,
+    q: &Query,
+    out: Output,
+) -> Result<Resp, Status> {
+    let res = rr.res;
+    let result = list_objects(srv, rr, q).await?;
+    let rv = result.revision.to_string();
+    let body = match out {
+        Output::Table { v1beta1 } => crate::watch::table(
+            res,
+            &result.items,
+            q,
+            v1beta1,
+            Some(&rv),
+            result.continue_token.as_deref(),
+        ),
+        _ => {
+            let mut meta = Map::new();
+            meta.insert("resourceVersion".into(), json!(rv));
+            if let Some(c) = &result.continue_token {
+                meta.insert("continue".into(), json!(c));
+            }
+            json!({
+                "kind": format!("{}List", res.kind),
+                "apiVersion": res.api_version(),
+                "metadata": meta,
+                "items": result.items,
+            })
+        }
+    };
+    let (bytes, ct) = negotiate::encode(&body, out);
+    Ok(http::Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, ct)
+        .body(crate::full(bytes))
+        .unwrap())
+}
+
+fn object_response(res: &Resource, code: StatusCode, obj: &Value, out: Output) -> Resp {
+    let body = match out {
+        Output::Table { v1beta1 } if obj.get("kind").and_then(Value::as_str) == Some(res.kind) => {
+            crate::watch::table(
+                res,
+                std::slice::from_ref(obj),
+                &Query::default(),
+                v1beta1,
+                meta_str(obj, "resourceVersion"),
+                None,
+            )
+        }
+        _ => obj.clone(),
+    };
+    let (bytes, ct) = negotiate::encode(&body, out);
+    http::Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, ct)
+        .body(crate::full(bytes))
+        .unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip_and_reject_garbage() {
+        let t = encode_continue(42, "default/web");
+        assert_eq!(decode_continue(&t).unwrap(), (42, "default/web".into()));
+        assert_eq!(decode_continue("!!!").unwrap_err().code, 400);
+        let evil = base64::engine::general_purpose::URL_SAFE
+            .encode(r#"{"v":"meta.k8s.io/v1","rv":3,"start":"../../etc"}"#);
+        assert_eq!(decode_continue(&evil).unwrap_err().code, 400);
+    }
+}

@@ -1,0 +1,382 @@
+//! Watch streaming, selector filtering and Table rendering.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{header, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::{json, Map, Value};
+use skiff_api::printers;
+use skiff_api::registry::Resource;
+use skiff_api::selectors::{FieldSelector, LabelSelector};
+use skiff_api::status::Status;
+use skiff_api::strategy::meta_str;
+use skiff_store::{Event, EventType, KeyValue, StoreError};
+use tokio::sync::mpsc;
+
+use crate::negotiate::Output;
+use crate::rest::{self, decode_stored, list_prefix};
+use crate::route::{Query, ResourceRequest};
+use crate::{ApiServer, Resp};
+
+/// How often a watch with `allowWatchBookmarks` gets a BOOKMARK.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
+/// Upstream's default watch timeout (`--min-request-timeout`).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// Label and field selectors of a request.
+pub struct Filter {
+    res: &'static Resource,
+    labels: Option<LabelSelector>,
+    fields: Option<FieldSelector>,
+}
+
+impl Filter {
+    pub fn new(res: &'static Resource, q: &Query) -> Result<Self, Status> {
+        let labels = match q.label_selector.as_deref().map(str::trim) {
+            Some(s) if !s.is_empty() => Some(LabelSelector::parse(s)?),
+            _ => None,
+        };
+        let fields = match q.field_selector.as_deref().map(str::trim) {
+            Some(s) if !s.is_empty() => Some(FieldSelector::parse_for(res, s)?),
+            _ => None,
+        };
+        Ok(Filter {
+            res,
+            labels,
+            fields,
+        })
+    }
+
+    pub fn matches(&self, obj: &Value) -> bool {
+        if let Some(sel) = &self.labels {
+            let empty = Map::new();
+            let labels = obj
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .unwrap_or(&empty);
+            if !sel.matches(labels) {
+                return false;
+            }
+        }
+        match &self.fields {
+            Some(sel) => sel.matches(self.res, obj),
+            None => true,
+        }
+    }
+}
+
+/// A `meta.k8s.io` Table of `items`.
+pub fn table(
+    res: &Resource,
+    items: &[Value],
+    q: &Query,
+    v1beta1: bool,
+    resource_version: Option<&str>,
+    continue_token: Option<&str>,
+) -> Value {
+    table_with(
+        res,
+        items,
+        q,
+        v1beta1,
+        resource_version,
+        continue_token,
+        true,
+    )
+}
+
+fn table_with(
+    res: &Resource,
+    items: &[Value],
+    q: &Query,
+    v1beta1: bool,
+    resource_version: Option<&str>,
+    continue_token: Option<&str>,
+    with_columns: bool,
+) -> Value {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let columns: Vec<Value> = if with_columns {
+        printers::columns(res)
+            .into_iter()
+            .map(|c| {
+                json!({"name": c.name, "type": c.type_, "format": c.format,
+                       "description": c.description, "priority": c.priority})
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let include = q.include_object.as_deref().unwrap_or("Metadata");
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|obj| {
+            let object = match include {
+                "None" => Value::Null,
+                "Object" => obj.clone(),
+                _ => json!({
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+                    "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
+                }),
+            };
+            let mut row = json!({"cells": printers::cells(res, obj, now)});
+            if let Some(c) = printers::row_conditions(res, obj) {
+                row["conditions"] = c;
+            }
+            if !object.is_null() {
+                row["object"] = object;
+            }
+            row
+        })
+        .collect();
+    let mut meta = Map::new();
+    if let Some(rv) = resource_version {
+        meta.insert("resourceVersion".into(), json!(rv));
+    }
+    if let Some(c) = continue_token {
+        meta.insert("continue".into(), json!(c));
+    }
+    json!({
+        "kind": "Table",
+        "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+        "metadata": meta,
+        "columnDefinitions": columns,
+        "rows": rows,
+    })
+}
+
+/// Encodes watch events for one client.
+struct Encoder {
+    res: &'static Resource,
+    out: Output,
+    q: Query,
+    sent_columns: bool,
+}
+
+impl Encoder {
+    fn event(&mut self, kind: &str, obj: Value) -> Bytes {
+        let object = match self.out {
+            Output::Table { v1beta1 } if kind != "BOOKMARK" && kind != "ERROR" => {
+                let rv = meta_str(&obj, "resourceVersion").map(String::from);
+                let t = table_with(
+                    self.res,
+                    std::slice::from_ref(&obj),
+                    &self.q,
+                    v1beta1,
+                    rv.as_deref(),
+                    None,
+                    !self.sent_columns,
+                );
+                self.sent_columns = true;
+                t
+            }
+            _ => obj,
+        };
+        let mut line = serde_json::to_vec(&json!({"type": kind, "object": object}))
+            .expect("JSON values serialise");
+        line.push(b'\n');
+        Bytes::from(line)
+    }
+
+    fn bookmark(&mut self, rv: i64, initial_end: bool) -> Bytes {
+        let mut meta = json!({"resourceVersion": rv.to_string()});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        self.event(
+            "BOOKMARK",
+            json!({"kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": meta}),
+        )
+    }
+
+    fn error(&mut self, s: &Status) -> Bytes {
+        let v: Value = serde_json::from_slice(&s.to_json()).expect("Status is JSON");
+        self.event("ERROR", v)
+    }
+}
+
+fn decode_kv(res: &Resource, kv: &KeyValue) -> Option<Value> {
+    decode_stored(res, kv).ok()
+}
+
+/// Maps one store event to a watch event, applying upstream's selector transitions.
+fn translate(res: &Resource, filter: &Filter, ev: &Event) -> Option<(&'static str, Value)> {
+    let prev = ev.prev_kv.as_ref().and_then(|kv| decode_kv(res, kv));
+    let prev_matches = prev.as_ref().is_some_and(|p| filter.matches(p));
+    match ev.kind {
+        EventType::Put => {
+            let new = decode_kv(res, &ev.kv)?;
+            let new_matches = filter.matches(&new);
+            match (prev_matches, new_matches) {
+                (true, true) => Some(("MODIFIED", new)),
+                (false, true) => Some(("ADDED", new)),
+                (true, false) => Some(("DELETED", new)),
+                (false, false) => None,
+            }
+        }
+        EventType::Delete => {
+            let mut obj = prev.filter(|_| prev_matches)?;
+            skiff_api::strategy::meta_mut(&mut obj)
+                .insert("resourceVersion".into(), json!(ev.revision().to_string()));
+            Some(("DELETED", obj))
+        }
+    }
+}
+
+pub async fn serve(
+    srv: &Arc<ApiServer>,
+    rr: &ResourceRequest,
+    q: &Query,
+    out: Output,
+) -> Result<Resp, Status> {
+    let res = rr.res;
+    let filter = Filter::new(res, q)?;
+    let prefix = list_prefix(res, rr.namespace.as_deref());
+    let send_initial = q.send_initial_events == Some(true);
+    if q.send_initial_events.is_some() {
+        if q.resource_version_match.as_deref() != Some("NotOlderThan") {
+            return Err(Status::invalid(
+                "meta.k8s.io",
+                "ListOptions",
+                "",
+                vec![skiff_api::status::Cause::new(
+                    "FieldValueInvalid",
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                    "resourceVersionMatch",
+                )],
+            ));
+        }
+        if send_initial && !q.allow_bookmarks {
+            return Err(Status::invalid(
+                "meta.k8s.io",
+                "ListOptions",
+                "",
+                vec![skiff_api::status::Cause::new(
+                    "FieldValueForbidden",
+                    "sendInitialEvents requires setting allowWatchBookmarks to true",
+                    "allowWatchBookmarks",
+                )],
+            ));
+        }
+    }
+    let rv = match q.resource_version.as_deref() {
+        None => None,
+        Some(s) => Some(s.parse::<i64>().map_err(|_| {
+            Status::bad_request(format!("invalid resourceVersion {s:?}: must be an integer"))
+        })?),
+    };
+    // Initial state: for rv unset/"0" (upstream's "get state and start at most recent"),
+    // or for sendInitialEvents (watch-list).
+    let initial = send_initial || (q.send_initial_events.is_none() && rv.unwrap_or(0) == 0);
+    let mut enc = Encoder {
+        res,
+        out,
+        q: q.clone(),
+        sent_columns: false,
+    };
+    let mut first_chunks: Vec<Bytes> = Vec::new();
+    let from = if initial {
+        let mut lq = q.clone();
+        lq.limit = None;
+        lq.continue_token = None;
+        lq.resource_version = None;
+        lq.resource_version_match = None;
+        let listed = rest::list_objects(srv, rr, &lq).await?;
+        for obj in listed.items {
+            first_chunks.push(enc.event("ADDED", obj));
+        }
+        if send_initial {
+            first_chunks.push(enc.bookmark(listed.revision, true));
+        }
+        listed.revision + 1
+    } else {
+        rv.unwrap_or(0) + 1
+    };
+    let stream = match srv.store.watch(&prefix, from).await {
+        Ok(s) => Some(s),
+        Err(StoreError::Compacted {
+            requested,
+            compacted,
+        }) => {
+            first_chunks.push(enc.error(&Status::gone(format!(
+                "too old resource version: {} ({compacted})",
+                requested - 1
+            ))));
+            None
+        }
+        Err(e) => return Err(rest::store_error(res, "", e)),
+    };
+    let timeout = q
+        .timeout_seconds
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let bookmarks = q.allow_bookmarks;
+    let mut stop = srv.watch_stop_signal();
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        for chunk in first_chunks {
+            if tx.send(chunk).await.is_err() {
+                return;
+            }
+        }
+        let Some(mut stream) = stream else { return };
+        if *stop.borrow() {
+            return;
+        }
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_EVERY, BOOKMARK_EVERY);
+        let mut last_rv = from - 1;
+        loop {
+            let chunk = tokio::select! {
+                _ = &mut deadline => return,
+                _ = stop.changed() => return,
+                _ = ticker.tick(), if bookmarks => enc.bookmark(last_rv, false),
+                _ = tx.closed() => return,
+                item = stream.next() => match item {
+                    None => return,
+                    Some(Ok(ev)) => {
+                        last_rv = ev.revision();
+                        match translate(res, &filter, &ev) {
+                            Some((kind, obj)) => enc.event(kind, obj),
+                            None => continue,
+                        }
+                    }
+                    Some(Err(StoreError::Compacted { requested, compacted })) => {
+                        let _ = tx.send(enc.error(&Status::gone(format!(
+                            "too old resource version: {} ({compacted})", requested - 1
+                        )))).await;
+                        return;
+                    }
+                    Some(Err(e)) => {
+                        let status = match e {
+                            StoreError::WatcherTooSlow => Status::gone("watch fell behind; re-list and watch again"),
+                            other => rest::store_error(res, "", other),
+                        };
+                        let _ = tx.send(enc.error(&status)).await;
+                        return;
+                    }
+                }
+            };
+            if tx.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let body = StreamBody::new(
+        tokio_stream::wrappers::ReceiverStream::new(rx)
+            .map(|b| Ok::<_, Infallible>(Frame::data(b))),
+    );
+    Ok(http::Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-cache, private")
+        .body(body.boxed_unsync())
+        .unwrap())
+}

@@ -1,0 +1,164 @@
+//! `skiff server`: the control plane process.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use skiff_apiserver::{ApiServer, ShutdownTimings};
+use skiff_store::Store;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Datastore {
+    Sqlite,
+    Etcd,
+    /// In memory, nothing persisted: for tests and experiments.
+    Memory,
+}
+
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// Directory for the database, certificates and admin.kubeconfig.
+    #[arg(long, default_value = "/var/lib/skiff")]
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+    /// HTTPS port for the API.
+    #[arg(long, default_value_t = 6443)]
+    pub secure_port: u16,
+    /// Where objects are stored.
+    #[arg(long, value_enum, default_value_t = Datastore::Sqlite)]
+    pub datastore: Datastore,
+    /// etcd endpoints (with --datastore etcd), comma-separated or repeated.
+    #[arg(long, value_delimiter = ',')]
+    pub etcd_servers: Vec<String>,
+    /// CA bundle to verify etcd's serving certificate.
+    #[arg(long)]
+    pub etcd_cafile: Option<PathBuf>,
+    /// Client certificate for etcd.
+    #[arg(long)]
+    pub etcd_certfile: Option<PathBuf>,
+    /// Client key for etcd.
+    #[arg(long)]
+    pub etcd_keyfile: Option<PathBuf>,
+    /// Extra names or IPs for the serving certificate.
+    #[arg(long = "tls-san", value_delimiter = ',')]
+    pub tls_sans: Vec<String>,
+    /// After SIGTERM, keep serving (while /readyz fails) this long, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub shutdown_delay: f64,
+    /// Then wait at most this long, in seconds, for in-flight requests.
+    #[arg(long, default_value_t = 60.0)]
+    pub shutdown_timeout: f64,
+}
+
+pub fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(serve(args))
+}
+
+async fn open_store(args: &ServerArgs) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match args.datastore {
+        Datastore::Memory => Arc::new(skiff_store::memory::MemoryStore::new()),
+        Datastore::Sqlite => {
+            let dir = args.data_dir.join("db");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let path = dir.join("state.db");
+            let store = skiff_store::sqlite::SqliteStore::open(&path)
+                .with_context(|| format!("opening the SQLite store {}", path.display()))?;
+            Arc::new(store)
+        }
+        Datastore::Etcd => {
+            if args.etcd_servers.is_empty() {
+                bail!("--datastore etcd needs --etcd-servers (for example --etcd-servers https://127.0.0.1:2379)");
+            }
+            let mut opts = skiff_store::etcd::EtcdOptions::new(args.etcd_servers.clone());
+            let tls_given = args.etcd_cafile.is_some() || args.etcd_certfile.is_some();
+            if tls_given || args.etcd_servers.iter().any(|s| s.starts_with("https://")) {
+                opts = opts.with_tls(skiff_store::etcd::EtcdTls {
+                    ca_file: args.etcd_cafile.clone(),
+                    cert_file: args.etcd_certfile.clone(),
+                    key_file: args.etcd_keyfile.clone(),
+                    server_name: None,
+                });
+            }
+            let store = skiff_store::etcd::EtcdStore::connect(opts)
+                .await
+                .with_context(|| {
+                    format!("connecting to etcd at {}", args.etcd_servers.join(","))
+                })?;
+            Arc::new(store)
+        }
+    })
+}
+
+async fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
+    let pki_opts = skiff_pki::PkiOptions {
+        bind_address: Some(args.bind_address).filter(|a| !a.is_unspecified()),
+        extra_sans: args.tls_sans.clone(),
+        ..Default::default()
+    };
+    let pki = skiff_pki::Pki::load_or_init(&args.data_dir, &pki_opts)
+        .context("loading or creating the cluster certificates")?;
+    let tls = Arc::new(pki.server_tls().context("building the TLS configuration")?);
+
+    let addr = SocketAddr::new(args.bind_address, args.secure_port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
+    let local = listener.local_addr()?;
+    let client_host = if args.bind_address.is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        args.bind_address
+    };
+    let client_addr = SocketAddr::new(client_host, local.port());
+    let url = format!("https://{client_addr}");
+    let kubeconfig = pki
+        .write_admin_kubeconfig(&args.data_dir, &url)
+        .context("writing admin.kubeconfig")?;
+
+    let store = open_store(&args).await?;
+    let srv = ApiServer::new(store, client_addr.to_string());
+    let timings = ShutdownTimings {
+        delay: Duration::from_secs_f64(args.shutdown_delay.max(0.0)),
+        timeout: Duration::from_secs_f64(args.shutdown_timeout.max(0.0)),
+    };
+    let serving = tokio::spawn(skiff_apiserver::serve::run(
+        srv.clone(),
+        listener,
+        tls.clone(),
+        timings,
+        shutdown_signal(),
+    ));
+    srv.bootstrap()
+        .await
+        .map_err(|s| anyhow::anyhow!("bootstrapping the cluster objects: {s}"))?;
+    tracing::info!(
+        "ready in {:.0?}: serving the Kubernetes API on {url}; kubectl --kubeconfig {}",
+        started.elapsed(),
+        kubeconfig.display()
+    );
+    serving.await.context("the server task failed")?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

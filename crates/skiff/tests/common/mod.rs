@@ -1,0 +1,215 @@
+//! Test harness: runs the real `skiff` binary on a free loopback port with a temporary data
+//! directory, and drives it with the real kubectl.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
+
+/// The kubectl binary of a given minor version (27..=33).
+pub fn kubectl_bin(minor: u32) -> PathBuf {
+    let p = PathBuf::from(format!("{KUBECTL_DIR}/kubectl.1.{minor}"));
+    assert!(
+        p.exists(),
+        "{} is missing: the tests need the kubectl builds under {KUBECTL_DIR}",
+        p.display()
+    );
+    p
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+    extra: Vec<String>,
+}
+
+impl Server {
+    /// Starts `skiff server` and waits until `/readyz` answers ok.
+    pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Server {
+            log: dir.path().join("server.log"),
+            dir,
+            port: free_port(),
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        s.launch();
+        s
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("admin.kubeconfig")
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_skiff"))
+            .arg("server")
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args(["--bind-address", "127.0.0.1"])
+            .args(["--secure-port", &self.port.to_string()])
+            .args(&self.extra)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting skiff server");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    pub fn wait_ready(&mut self) {
+        let start = Instant::now();
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "skiff server exited with {status}; log:\n{}",
+                        self.log_text()
+                    );
+                }
+            }
+            if self.kubeconfig().exists() {
+                let out = self.kubectl(&["get", "--raw", "/readyz"]);
+                if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok" {
+                    return;
+                }
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                panic!(
+                    "skiff server not ready after 30s; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        unsafe_kill(child.id(), "TERM");
+        child.wait().unwrap()
+    }
+
+    /// Stops (SIGTERM) and starts again on the same data directory and port.
+    pub fn restart(&mut self) {
+        let status = self.terminate();
+        assert!(
+            status.success(),
+            "server exit status {status}; log:\n{}",
+            self.log_text()
+        );
+        self.launch();
+    }
+
+    /// Runs kubectl (the 1.33 build unless `KUBECTL_MINOR` says otherwise) with the admin kubeconfig.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_v(33, args)
+    }
+
+    pub fn kubectl_v(&self, minor: u32, args: &[&str]) -> Output {
+        Command::new(kubectl_bin(minor))
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running kubectl")
+    }
+
+    /// Runs kubectl and returns stdout, failing the test with stderr if it did not succeed.
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.ok_v(33, args)
+    }
+
+    pub fn ok_v(&self, minor: u32, args: &[&str]) -> String {
+        let out = self.kubectl_v(minor, args);
+        assert!(
+            out.status.success(),
+            "kubectl 1.{minor} {args:?} failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs kubectl expecting failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should have failed but printed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// Writes a manifest into the data dir and returns its path.
+    pub fn manifest(&self, name: &str, yaml: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, yaml).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Server {
+    /// Creates a ConfigMap through `kubectl create -f` (a JSON body).
+    pub fn create_cm(&self, name: &str, data: &[(&str, &str)]) {
+        let data: serde_json::Map<String, serde_json::Value> = data
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+            .collect();
+        let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name}, "data": data});
+        let file = self.manifest(&format!("cm-{name}.json"), &cm.to_string());
+        self.ok(&["create", "-f", &file]);
+    }
+}
