@@ -84,6 +84,8 @@ pub fn output(accept: Option<&str>) -> Result<Output, Status> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyFormat {
     Json,
+    /// `application/vnd.kubernetes.protobuf`: the `k8s\0` envelope.
+    Protobuf,
     Yaml,
     JsonPatch,
     MergePatch,
@@ -102,11 +104,21 @@ pub fn body_format(content_type: Option<&str>) -> Result<BodyFormat, Status> {
     Ok(match mime.as_str() {
         "application/json" | "" => BodyFormat::Json,
         "application/yaml" => BodyFormat::Yaml,
+        "application/vnd.kubernetes.protobuf" => BodyFormat::Protobuf,
         "application/json-patch+json" => BodyFormat::JsonPatch,
         "application/merge-patch+json" => BodyFormat::MergePatch,
         "application/strategic-merge-patch+json" => BodyFormat::StrategicMergePatch,
         "application/apply-patch+yaml" | "application/apply-patch+cbor" => BodyFormat::ApplyPatch,
         _ => return Err(Status::unsupported_media_type(ct)),
+    })
+}
+
+/// Decodes a Kubernetes protobuf envelope into the object's JSON form.
+pub fn decode_protobuf(bytes: &Bytes) -> Result<Value, Status> {
+    skiff_proto::decode(bytes).map(|d| d.object).map_err(|e| {
+        Status::bad_request(format!(
+            "the body of the request could not be decoded as protobuf: {e}"
+        ))
     })
 }
 

@@ -75,6 +75,9 @@ pub fn document_bytes(group: &str, version: &str) -> Option<(&'static [u8], &'st
 }
 
 fn definition_name(group: &str, version: &str, kind: &str) -> String {
+    if let Some(name) = skiff_openapi::definition_for_kind(group, version, kind) {
+        return name.to_string();
+    }
     let pkg = match group {
         "" => "io.k8s.api.core".to_string(),
         "apiextensions.k8s.io" => {
@@ -363,8 +366,8 @@ fn document(group: &str, version: &str) -> Value {
 }
 
 fn components(group: &str, version: &str) -> Value {
-    let _ = (group, version);
-    json!({"schemas": {}})
+    serde_json::from_slice(skiff_openapi::components_for(group, version))
+        .expect("the schema crate embeds valid JSON")
 }
 
 #[cfg(test)]
