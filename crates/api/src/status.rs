@@ -24,6 +24,25 @@ impl Cause {
             field: field.into(),
         }
     }
+
+    /// upstream's `field.Forbidden(field, detail)`.
+    pub fn forbidden(field: &str, detail: &str) -> Self {
+        Cause::new("FieldValueForbidden", format!("Forbidden: {detail}"), field)
+    }
+
+    /// upstream's `field.NotSupported(field, value, supported)`; `value` is already in Go's
+    /// `%q`/`%#v` form (`"Bogus"`, `[]string{"x"}`).
+    pub fn not_supported(field: &str, value: &str, supported: &[&str]) -> Self {
+        let supported: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+        Cause::new(
+            "FieldValueNotSupported",
+            format!(
+                "Unsupported value: {value}: supported values: {}",
+                supported.join(", ")
+            ),
+            field,
+        )
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -40,6 +59,10 @@ pub struct Details {
     pub causes: Vec<Cause>,
     #[serde(rename = "retryAfterSeconds", skip_serializing_if = "Option::is_none")]
     pub retry_after_seconds: Option<u32>,
+    /// Serialise `"details":{}` even when every field is empty, as upstream's generic
+    /// responses (unknown path, method not allowed) do.
+    #[serde(skip)]
+    pub always: bool,
 }
 
 impl Details {
@@ -207,6 +230,24 @@ impl Status {
         s
     }
 
+    /// A request option (`dryRun`, `propagationPolicy`, `resourceVersionMatch`, ...) that
+    /// upstream's options validation rejects: 422 on `meta.k8s.io` `kind` (`ListOptions`,
+    /// `CreateOptions`, `DeleteOptions`, ...), with one cause per problem.
+    pub fn invalid_options(kind: &str, causes: Vec<Cause>) -> Self {
+        Status::invalid("meta.k8s.io", kind, "", causes)
+    }
+
+    /// upstream's answer for a path no route serves (go-restful's 404), byte for byte.
+    pub fn path_not_found() -> Self {
+        let mut s = Status::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+        s.details.always = true;
+        s
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Status::new(400, "BadRequest", message)
     }
@@ -266,6 +307,21 @@ impl Status {
     pub fn timeout(message: impl Into<String>) -> Self {
         Status::new(504, "Timeout", message)
     }
+
+    /// upstream's `NewTooLargeResourceVersionError`: a read at a revision the server has not
+    /// reached. client-go recognises it by the `ResourceVersionTooLarge` cause and re-lists.
+    pub fn too_large_resource_version(requested: i64, current: i64) -> Self {
+        let mut s = Status::timeout(format!(
+            "Timeout: Too large resource version: {requested}, current: {current}"
+        ));
+        s.details.causes = vec![Cause::new(
+            "ResourceVersionTooLarge",
+            "Too large resource version",
+            "",
+        )];
+        s.details.retry_after_seconds = Some(1);
+        s
+    }
 }
 
 #[cfg(test)]
@@ -278,6 +334,31 @@ mod tests {
         assert_eq!(
             String::from_utf8(s.to_json()).unwrap(),
             "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"pods \\\"nope\\\" not found\",\"reason\":\"NotFound\",\"details\":{\"name\":\"nope\",\"kind\":\"pods\"},\"code\":404}\n"
+        );
+    }
+
+    #[test]
+    fn unknown_path_matches_upstream_bytes() {
+        assert_eq!(
+            String::from_utf8(Status::path_not_found().to_json()).unwrap(),
+            "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"the server could not find the requested resource\",\"reason\":\"NotFound\",\"details\":{},\"code\":404}\n"
+        );
+    }
+
+    #[test]
+    fn invalid_options_read_like_upstream() {
+        let s = Status::invalid_options(
+            "DeleteOptions",
+            vec![Cause::not_supported(
+                "propagationPolicy",
+                "\"Bogus\"",
+                &["Foreground", "Background", "Orphan", "nil"],
+            )],
+        );
+        assert_eq!(s.code, 422);
+        assert_eq!(
+            s.message,
+            "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"Bogus\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
         );
     }
 

@@ -106,9 +106,165 @@ fn field_required(field: &str) -> Cause {
     Cause::new("FieldValueRequired", "Required value", field)
 }
 
+/// The JSON shape a field must have to decode into upstream's Go type.
+#[derive(Clone, Copy)]
+enum Shape {
+    Str,
+    Int,
+    Bool,
+    /// A struct (`v1.ObjectMeta`, `v1.PodSpec`, ...).
+    Struct(&'static str),
+    StrMap,
+    StrList,
+    StructList(&'static str),
+}
+
+impl Shape {
+    fn go_type(self) -> &'static str {
+        match self {
+            Shape::Str => "string",
+            Shape::Int => "int64",
+            Shape::Bool => "bool",
+            Shape::Struct(t) | Shape::StructList(t) => t,
+            Shape::StrMap => "map[string]string",
+            Shape::StrList => "[]string",
+        }
+    }
+
+    /// The JSON type name Go's decoder reports for the first offending value, if any.
+    /// `null` fits every shape (Go decodes it as the zero value).
+    fn mismatch(self, v: &Value) -> Option<&'static str> {
+        let fits = |v: &Value, ok: fn(&Value) -> bool| v.is_null() || ok(v);
+        match self {
+            Shape::Str => (!fits(v, Value::is_string)).then(|| json_type(v)),
+            Shape::Int => (!fits(v, |v| v.is_i64() || v.is_u64())).then(|| json_type(v)),
+            Shape::Bool => (!fits(v, Value::is_boolean)).then(|| json_type(v)),
+            Shape::Struct(_) => (!fits(v, Value::is_object)).then(|| json_type(v)),
+            Shape::StrMap => match v {
+                Value::Null => None,
+                Value::Object(m) => m
+                    .values()
+                    .find(|x| !fits(x, Value::is_string))
+                    .map(json_type),
+                other => Some(json_type(other)),
+            },
+            Shape::StrList | Shape::StructList(_) => match v {
+                Value::Null => None,
+                Value::Array(items) => {
+                    let ok: fn(&Value) -> bool = match self {
+                        Shape::StrList => Value::is_string,
+                        _ => Value::is_object,
+                    };
+                    items.iter().find(|x| !fits(x, ok)).map(json_type)
+                }
+                other => Some(json_type(other)),
+            },
+        }
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Checks the JSON types of the fields every object has (`kind`, `apiVersion`,
+/// `metadata`, `spec`, `status`) and of a few well-known kind fields, as decoding into
+/// upstream's Go types would. A string where a map belongs is a decode error upstream and
+/// must not reach the store here, where every later reader would trip over it. The error
+/// is Go's decoder message, e.g. `json: cannot unmarshal string into Go struct field
+/// ConfigMap.data of type map[string]string`.
+pub fn check_field_types(res: &Resource, obj: &Value) -> Result<(), String> {
+    use Shape::*;
+    if !obj.is_object() {
+        return Err(format!(
+            "json: cannot unmarshal {} into Go value of type v1.{}",
+            json_type(obj),
+            res.kind
+        ));
+    }
+    let mut fields: Vec<(&str, Shape)> = vec![
+        ("kind", Str),
+        ("apiVersion", Str),
+        ("metadata", Struct("v1.ObjectMeta")),
+        ("metadata.name", Str),
+        ("metadata.generateName", Str),
+        ("metadata.namespace", Str),
+        ("metadata.selfLink", Str),
+        ("metadata.uid", Str),
+        ("metadata.resourceVersion", Str),
+        ("metadata.generation", Int),
+        ("metadata.creationTimestamp", Str),
+        ("metadata.deletionTimestamp", Str),
+        ("metadata.deletionGracePeriodSeconds", Int),
+        ("metadata.labels", StrMap),
+        ("metadata.annotations", StrMap),
+        (
+            "metadata.ownerReferences",
+            StructList("[]v1.OwnerReference"),
+        ),
+        ("metadata.finalizers", StrList),
+        (
+            "metadata.managedFields",
+            StructList("[]v1.ManagedFieldsEntry"),
+        ),
+    ];
+    // Every built-in kind's spec and status are structs.
+    fields.push(("spec", Struct("struct")));
+    fields.push(("status", Struct("struct")));
+    match (res.group, res.kind) {
+        ("", "ConfigMap") => fields.extend([
+            ("data", StrMap),
+            ("binaryData", StrMap),
+            ("immutable", Bool),
+        ]),
+        ("", "Secret") => fields.extend([
+            ("data", StrMap),
+            ("stringData", StrMap),
+            ("type", Str),
+            ("immutable", Bool),
+        ]),
+        ("", "Pod") => fields.extend([
+            ("spec.containers", StructList("[]v1.Container")),
+            ("spec.initContainers", StructList("[]v1.Container")),
+            ("spec.nodeName", Str),
+        ]),
+        ("", "Namespace") => fields.push(("spec.finalizers", StrList)),
+        ("apps", _) | ("", "ReplicationController") => fields.extend([
+            ("spec.replicas", Int),
+            ("spec.template", Struct("v1.PodTemplateSpec")),
+        ]),
+        _ => {}
+    }
+    for (path, shape) in fields {
+        let mut cur = Some(obj);
+        for seg in path.split('.') {
+            cur = cur.and_then(|v| v.as_object()).and_then(|m| m.get(seg));
+        }
+        let Some(v) = cur else { continue };
+        if let Some(got) = shape.mismatch(v) {
+            return Err(format!(
+                "json: cannot unmarshal {got} into Go struct field {}.{path} of type {}",
+                res.kind,
+                shape.go_type()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Sets server-owned metadata and checks the object for a create. The caller has already
 /// checked kind/apiVersion and the namespace against the URL.
 pub fn prepare_create(res: &Resource, obj: &mut Value, ctx: &CreateContext) -> Result<(), Status> {
+    if !obj.is_object() {
+        return Err(Status::bad_request("the body must be a JSON object"));
+    }
     let m = meta_mut(obj);
     if let Some(ns) = ctx.namespace {
         m.insert("namespace".into(), json!(ns));
@@ -239,11 +395,12 @@ fn apply_defaults(res: &Resource, obj: &mut Value, namespace: Option<&str>) {
         ("", "Namespace") => {
             let spec = obj
                 .as_object_mut()
-                .unwrap()
+                .expect("objects are JSON objects")
                 .entry("spec")
                 .or_insert_with(|| json!({}));
-            if spec.get("finalizers").is_none() {
-                spec["finalizers"] = json!(["kubernetes"]);
+            if let Some(spec) = spec.as_object_mut() {
+                spec.entry("finalizers")
+                    .or_insert_with(|| json!(["kubernetes"]));
             }
             let name = meta_str(obj, "name").unwrap_or_default().to_string();
             let labels = meta_mut(obj).entry("labels").or_insert_with(|| json!({}));
@@ -258,9 +415,10 @@ fn apply_defaults(res: &Resource, obj: &mut Value, namespace: Option<&str>) {
                 spec.entry("replicas").or_insert(json!(1));
                 spec.entry("revisionHistoryLimit").or_insert(json!(10));
                 spec.entry("progressDeadlineSeconds").or_insert(json!(600));
-                let strategy = spec
-                    .entry("strategy")
-                    .or_insert_with(|| json!({"type": "RollingUpdate"}));
+                let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
+                if let Some(st) = strategy.as_object_mut() {
+                    st.entry("type").or_insert(json!("RollingUpdate"));
+                }
                 if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
                     if let Some(s) = strategy.as_object_mut() {
                         s.entry("rollingUpdate")
@@ -503,6 +661,9 @@ pub fn prepare_update(
     old: &Value,
     kind: UpdateKind,
 ) -> Result<(), Status> {
+    if !new.is_object() || !old.is_object() {
+        return Err(Status::bad_request("the body must be a JSON object"));
+    }
     let name = meta_str(old, "name").unwrap_or_default().to_string();
     if meta_str(new, "name").is_some_and(|n| n != name) {
         return Err(Status::bad_request(format!(

@@ -131,7 +131,12 @@ impl ApiServer {
         let start = Instant::now();
         let method = parts.method.clone();
         let path = parts.uri.path().to_string();
-        let (resp, verb, resource) = self.dispatch(parts, body, user).await;
+        // Take the whole body (at most MAX_BODY) before answering, even when the answer is
+        // an early error: an HTTP/2 response that arrives while the client is still sending
+        // resets the stream, and clients such as curl then report a framing error instead
+        // of the Status.
+        let body = body.await;
+        let (resp, verb, resource) = self.dispatch(parts, std::future::ready(body), user).await;
         self.metrics.observe(
             &verb,
             method.as_str(),

@@ -33,6 +33,12 @@ pub async fn serve(
     }
 }
 
+fn pod_node(pod: &Value) -> Option<&str> {
+    pod.pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+}
+
 fn header_str(parts: &Parts, name: header::HeaderName) -> Option<&str> {
     parts.headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -45,15 +51,78 @@ async fn serve_inner(
     body: impl Future<Output = Result<Bytes, Status>>,
 ) -> Result<Resp, Status> {
     let res = rr.res;
+    // Upstream serves namespaced resources outside a namespace for list and watch only:
+    // other methods there have no route (go-restful's 405).
     if res.namespaced && rr.namespace.is_none() && parts.method != Method::GET {
-        return Err(Status::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource: namespaced resources need a namespace in the URL",
-        ));
+        return Err(Status::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({} {}): {} are namespaced; use /namespaces/NAMESPACE/{}",
+            parts.method, res.plural, res.plural, res.plural
+        )));
     }
-    if let Some(sub) = &rr.subresource {
+    // Options validation (upstream's Validate{Create,Update,Patch,Delete}Options) comes
+    // before the body is read.
+    let options_kind = match parts.method {
+        Method::POST => Some("CreateOptions"),
+        Method::PUT => Some("UpdateOptions"),
+        Method::PATCH => Some("PatchOptions"),
+        Method::DELETE => Some("DeleteOptions"),
+        _ => None,
+    };
+    if let Some(kind) = options_kind.filter(|_| !q.invalid_options.is_empty()) {
+        let causes = q
+            .invalid_options
+            .iter()
+            .filter(|c| match kind {
+                "DeleteOptions" => c.field != "fieldValidation",
+                _ => c.field != "propagationPolicy",
+            })
+            .cloned()
+            .collect::<Vec<_>>();
+        if !causes.is_empty() {
+            return Err(Status::invalid_options(kind, causes));
+        }
+    }
+    // A subresource has its own verbs: no DELETE of pods/x/status deleting the pod, no PUT
+    // of pods/x/binding rewriting it. Anything else has no route upstream: 405.
+    if let Some(sub) = rr.subresource.as_deref() {
+        let verb = match parts.method {
+            Method::GET => "get",
+            Method::POST => "create",
+            Method::PUT => "update",
+            Method::PATCH => "patch",
+            Method::DELETE => "delete",
+            _ => "",
+        };
+        let allowed = res
+            .subresources
+            .iter()
+            .find(|s| s.name() == sub)
+            .is_some_and(|s| s.verbs().contains(&verb));
+        if !allowed {
+            return Err(Status::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({} {}/{sub})",
+                parts.method, res.plural
+            )));
+        }
+    }
+    if let (Some(sub), Some(name)) = (&rr.subresource, &rr.name) {
         if let Some(Subresource::Connect(_)) = res.subresources.iter().find(|s| s.name() == sub) {
+            // As upstream: the object must exist, and a pod must be on a node.
+            let (obj, _) = get_object(srv, res, rr.namespace.as_deref(), name).await?;
+            let is_pod = res.group.is_empty() && res.kind == "Pod";
+            if is_pod && pod_node(&obj).is_none() {
+                if sub == "log" {
+                    // upstream's LogLocation: no node yet, nothing logged yet.
+                    return Ok(http::Response::builder()
+                        .status(StatusCode::OK)
+                        .header(header::CONTENT_TYPE, "text/plain")
+                        .body(crate::full(Bytes::new()))
+                        .unwrap());
+                }
+                return Err(Status::bad_request(format!(
+                    "pod {name} does not have a host assigned"
+                )));
+            }
             return Err(Status::unavailable(format!(
                 "{}/{sub} is served by the node agent, which is not available for this object",
                 res.plural
@@ -80,9 +149,10 @@ async fn serve_inner(
             if !verb_ok("list") {
                 return Err(method_not_allowed());
             }
+            validate_list_options(q)?;
             list(srv, rr, q, out).await
         }
-        (&Method::GET, Some(name)) if watching => {
+        (&Method::GET, Some(name)) if watching && rr.subresource.is_none() => {
             // `?watch=true` on a named object: a watch with a name field selector.
             let mut q = q.clone();
             let sel = format!("metadata.name={name}");
@@ -129,7 +199,10 @@ async fn serve_inner(
             let fmt = negotiate::body_format(header_str(parts, header::CONTENT_TYPE))?;
             match rr.subresource.as_deref() {
                 Some("binding") => {
-                    let binding = negotiate::decode(&body, fmt == BodyFormat::Yaml)?;
+                    let binding = match fmt {
+                        BodyFormat::Protobuf => negotiate::decode_protobuf(&body)?,
+                        _ => negotiate::decode(&body, fmt == BodyFormat::Yaml)?,
+                    };
                     bind_pod(srv, res, rr.namespace.as_deref(), name, &binding).await?;
                     Ok(json_response(
                         StatusCode::CREATED,
@@ -172,7 +245,7 @@ async fn serve_inner(
             let body = body.await?;
             let fmt = negotiate::body_format(header_str(parts, header::CONTENT_TYPE))?;
             let change = match fmt {
-                BodyFormat::Json | BodyFormat::Yaml => {
+                BodyFormat::Json | BodyFormat::Yaml | BodyFormat::Protobuf => {
                     return Err(Status::unsupported_media_type(
                         header_str(parts, header::CONTENT_TYPE).unwrap_or(""),
                     ))
@@ -182,12 +255,7 @@ async fn serve_inner(
                         "application/apply-patch+yaml (server-side apply is not supported yet)",
                     ))
                 }
-                BodyFormat::JsonPatch => {
-                    let patch: json_patch::Patch = serde_json::from_slice(&body).map_err(|e| {
-                        Status::bad_request(format!("error decoding JSON patch: {e}"))
-                    })?;
-                    Change::JsonPatch(patch)
-                }
+                BodyFormat::JsonPatch => Change::JsonPatch(json_patch_doc(&body)?),
                 BodyFormat::MergePatch => Change::MergePatch(patch_doc(&body)?),
                 BodyFormat::StrategicMergePatch => Change::Strategic(patch_doc(&body)?),
             };
@@ -203,7 +271,7 @@ async fn serve_inner(
             if !verb_ok("delete") {
                 return Err(method_not_allowed());
             }
-            let body = body.await?;
+            let body = delete_options_json(body.await?, parts)?;
             let opts = DeleteOptions::parse(&body, q)?;
             let obj = delete(srv, res, rr.namespace.as_deref(), name, &opts).await?;
             Ok(object_response(res, StatusCode::OK, &obj, out))
@@ -212,12 +280,47 @@ async fn serve_inner(
             if !verb_ok("deletecollection") {
                 return Err(method_not_allowed());
             }
-            let body = body.await?;
+            let body = delete_options_json(body.await?, parts)?;
             let opts = DeleteOptions::parse(&body, q)?;
             delete_collection(srv, rr, q, &opts, out).await
         }
         _ => Err(method_not_allowed()),
     }
+}
+
+/// DeleteOptions may arrive as protobuf; the rest of the handler reads JSON.
+fn delete_options_json(body: Bytes, parts: &Parts) -> Result<Bytes, Status> {
+    match negotiate::body_format(header_str(parts, header::CONTENT_TYPE)) {
+        Ok(BodyFormat::Protobuf) if !body.is_empty() => {
+            let v = negotiate::decode_protobuf(&body)?;
+            Ok(Bytes::from(
+                serde_json::to_vec(&v).expect("JSON values serialise"),
+            ))
+        }
+        _ => Ok(body),
+    }
+}
+
+/// A JSON patch: not a list of objects is a 400 (upstream's `DecodePatch`); an operation
+/// that cannot be applied, unknown ops included, is a 422 as upstream's `Apply` makes it.
+fn json_patch_doc(body: &Bytes) -> Result<json_patch::Patch, Status> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| Status::bad_request(format!("error decoding JSON patch: {e}")))?;
+    if !v
+        .as_array()
+        .is_some_and(|ops| ops.iter().all(Value::is_object))
+    {
+        return Err(Status::bad_request(
+            "a JSON patch must be a list of operation objects, e.g. [{\"op\":\"replace\",\"path\":\"/spec/replicas\",\"value\":3}]",
+        ));
+    }
+    serde_json::from_value(v).map_err(|e| {
+        Status::new(
+            422,
+            "Invalid",
+            format!("the server rejected our request due to an error in our request: {e}"),
+        )
+    })
 }
 
 fn patch_doc(body: &Bytes) -> Result<Value, Status> {
@@ -233,6 +336,7 @@ fn patch_doc(body: &Bytes) -> Result<Value, Status> {
 fn decode_object(res: &Resource, body: &Bytes, fmt: BodyFormat) -> Result<Value, Status> {
     let obj = match fmt {
         BodyFormat::Json | BodyFormat::Yaml => negotiate::decode(body, fmt == BodyFormat::Yaml)?,
+        BodyFormat::Protobuf => negotiate::decode_protobuf(body)?,
         _ => {
             return Err(Status::unsupported_media_type(
                 "a patch media type on a non-PATCH request",
@@ -329,9 +433,9 @@ pub fn store_error(res: &Resource, name: &str, e: StoreError) -> Status {
         StoreError::Compacted { requested, compacted } => Status::gone(format!(
             "too old resource version: {requested} ({compacted})"
         )),
-        StoreError::FutureRevision { requested, current } => Status::timeout(format!(
-            "Too large resource version: {requested}, current: {current}"
-        )),
+        StoreError::FutureRevision { requested, current } => {
+            Status::too_large_resource_version(requested, current)
+        }
         StoreError::InvalidKey { reason, .. } => {
             Status::bad_request(format!("invalid object name {name:?}: {reason}"))
         }
@@ -383,17 +487,31 @@ fn storage_bytes(obj: &Value) -> Bytes {
 }
 
 /// Checks the namespace of a create exists and is not terminating.
-async fn check_namespace(srv: &ApiServer, ns: &str) -> Result<(), Status> {
+/// Upstream's NamespaceLifecycle admission: the error names the object being created
+/// (its name, else its generateName, else "Unknown").
+async fn check_namespace(
+    srv: &ApiServer,
+    res: &Resource,
+    ns: &str,
+    obj: &Value,
+) -> Result<(), Status> {
     let nsres = registry::lookup("", "v1", "namespaces").expect("namespaces are registered");
-    let (obj, _) = get_object(srv, nsres, None, ns).await?;
-    let terminating = obj.pointer("/metadata/deletionTimestamp").is_some()
-        || obj.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating");
+    let (ns_obj, _) = get_object(srv, nsres, None, ns).await?;
+    let terminating = ns_obj.pointer("/metadata/deletionTimestamp").is_some()
+        || ns_obj.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating");
     if terminating {
+        let name = [meta_str(obj, "name"), meta_str(obj, "generateName")]
+            .into_iter()
+            .flatten()
+            .find(|n| !n.is_empty())
+            .unwrap_or("Unknown");
         let mut s = Status::forbidden(format!(
-            "unable to create new content in namespace {ns} because it is being terminated"
+            "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            skiff_api::status::qualified(res.group, res.plural)
         ));
-        s.details.name = ns.into();
-        s.details.kind = "namespaces".into();
+        s.details.name = name.into();
+        s.details.group = res.group.into();
+        s.details.kind = res.plural.into();
         s.details.causes = vec![skiff_api::status::Cause::new(
             "NamespaceTerminating",
             format!("namespace {ns} is being terminated"),
@@ -411,6 +529,7 @@ pub async fn create(
     mut obj: Value,
     dry_run: bool,
 ) -> Result<Value, Status> {
+    strategy::check_field_types(res, &obj).map_err(|e| cannot_decode(res, &e))?;
     if let (Some(ns), Some(body_ns)) = (namespace, meta_str(&obj, "namespace")) {
         if !body_ns.is_empty() && body_ns != ns {
             return Err(Status::bad_request(
@@ -419,10 +538,11 @@ pub async fn create(
         }
     }
     if let Some(ns) = namespace.filter(|_| res.namespaced) {
-        check_namespace(srv, ns).await?;
+        check_namespace(srv, res, ns, &obj).await?;
     }
     let generated = meta_str(&obj, "name").is_none_or(str::is_empty);
     let template = obj.clone();
+    let mut name = String::new();
     for attempt in 0..8 {
         if attempt > 0 {
             obj = template.clone();
@@ -443,7 +563,7 @@ pub async fn create(
         obj["kind"] = json!(res.kind);
         obj["apiVersion"] = json!(res.api_version());
         strategy::normalize(&mut obj);
-        let name = meta_str(&obj, "name").unwrap_or_default().to_string();
+        name = meta_str(&obj, "name").unwrap_or_default().to_string();
         if dry_run {
             return Ok(obj);
         }
@@ -457,10 +577,22 @@ pub async fn create(
             Err(e) => return Err(store_error(res, &name, e)),
         }
     }
-    Err(Status::new(
-        500,
-        "AlreadyExists",
-        "could not generate a unique name after 8 attempts",
+    // upstream's NewGenerateNameConflict.
+    let mut s = Status::already_exists(res.group, res.plural, &name);
+    s.message = format!(
+        "{} \"{name}\" already exists, the server was not able to generate a unique name for the object",
+        skiff_api::status::qualified(res.group, res.plural)
+    );
+    s.details.retry_after_seconds = Some(1);
+    Err(s)
+}
+
+/// A body whose fields do not have the types of the resource's schema: upstream's decode
+/// error (400), e.g. `ConfigMap in version "v1" cannot be handled as a ConfigMap: ...`.
+fn cannot_decode(res: &Resource, why: &str) -> Status {
+    Status::bad_request(format!(
+        "{} in version \"{}\" cannot be handled as a {}: {why}",
+        res.kind, res.version, res.kind
     ))
 }
 
@@ -557,6 +689,24 @@ pub async fn update(
                 new["spec"]["finalizers"] = finalizers;
             }
             _ => {}
+        }
+        // What would not decode into the Go type upstream must not be stored: a bad PUT
+        // body is a decode error (400); a patch that breaks a type is a 422 on `patch`.
+        if let Err(e) = strategy::check_field_types(res, &new) {
+            return Err(if change.is_replace() {
+                cannot_decode(res, &e)
+            } else {
+                Status::invalid(
+                    res.group,
+                    res.kind,
+                    name,
+                    vec![skiff_api::status::Cause::new(
+                        "FieldValueInvalid",
+                        format!("Invalid value: the patched object does not decode: {e}"),
+                        "patch",
+                    )],
+                )
+            });
         }
         // A resourceVersion in the body (replace, or a patch that sets it) is a precondition.
         let pinned = match meta_str(&new, "resourceVersion") {
@@ -909,24 +1059,52 @@ impl DeleteOptions {
         }
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| Status::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+        if !v.is_object() {
+            return Err(Status::bad_request(
+                "error decoding DeleteOptions: the body must be a JSON object",
+            ));
+        }
+        // upstream's ValidateDeleteOptions: a 422 on DeleteOptions, one cause per problem.
+        let mut causes = Vec::new();
         if let Some(g) = v.get("gracePeriodSeconds").and_then(Value::as_i64) {
             o.grace_period = Some(g);
         }
-        if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
-            if !matches!(p, "Orphan" | "Background" | "Foreground") {
-                return Err(Status::bad_request(format!(
-                    "invalid propagationPolicy {p:?}"
-                )));
+        let set = |k: &str| v.get(k).is_some_and(|x| !x.is_null());
+        if let Some(p) = v.get("propagationPolicy").filter(|p| !p.is_null()) {
+            match p.as_str() {
+                Some(p @ ("Orphan" | "Background" | "Foreground")) => {
+                    o.propagation = Some(p.into())
+                }
+                _ => causes.push(crate::route::unsupported_propagation_policy(&p.to_string())),
             }
-            o.propagation = Some(p.into());
+            if set("orphanDependents") {
+                causes.push(skiff_api::status::Cause::new(
+                    "FieldValueInvalid",
+                    format!("Invalid value: {p}: orphanDependents and deletionPropagation cannot be both set"),
+                    "propagationPolicy",
+                ));
+            }
         }
         if v.get("orphanDependents").and_then(Value::as_bool) == Some(true)
             && o.propagation.is_none()
         {
             o.propagation = Some("Orphan".into());
         }
-        if let Some(dr) = v.get("dryRun").and_then(Value::as_array) {
-            o.dry_run |= dr.iter().any(|d| d == "All");
+        if let Some(dr) = v.get("dryRun").filter(|d| !d.is_null()) {
+            let values = dr.as_array().map(Vec::as_slice).unwrap_or_default();
+            if dr.is_array() && values.iter().all(|d| d == "All") {
+                o.dry_run |= !values.is_empty();
+            } else {
+                let shown: Vec<String> = values.iter().map(Value::to_string).collect();
+                causes.push(skiff_api::status::Cause::not_supported(
+                    "dryRun",
+                    &format!("[]string{{{}}}", shown.join(", ")),
+                    &["All"],
+                ));
+            }
+        }
+        if !causes.is_empty() {
+            return Err(Status::invalid_options("DeleteOptions", causes));
         }
         o.precondition_uid = v
             .pointer("/preconditions/uid")
@@ -952,12 +1130,13 @@ pub async fn delete(
         let (mut obj, rev) = get_object(srv, res, ns, name).await?;
         if let Some(uid) = &opts.precondition_uid {
             if meta_str(&obj, "uid") != Some(uid.as_str()) {
+                // upstream's BeforeDelete names the Kind here, not the resource.
                 return Err(Status::conflict(
                     res.group,
-                    res.plural,
+                    res.kind,
                     name,
                     &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        "the UID in the precondition ({uid}) does not match the UID in record ({}). The object might have been deleted and then recreated",
                         meta_str(&obj, "uid").unwrap_or_default()
                     ),
                 ));
@@ -965,8 +1144,8 @@ pub async fn delete(
         }
         if let Some(want) = &opts.precondition_rv {
             if *want != rev.to_string() {
-                return Err(Status::conflict(res.group, res.plural, name, &format!(
-                    "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rev}"
+                return Err(Status::conflict(res.group, res.kind, name, &format!(
+                    "the ResourceVersion in the precondition ({want}) does not match the ResourceVersion in record ({rev}). The object might have been modified"
                 )));
             }
         }
@@ -1151,6 +1330,56 @@ fn decode_continue(token: &str) -> Result<(i64, String), Status> {
     Ok((rv, start))
 }
 
+/// upstream's ValidateListOptions for a list (watches check their own): a 422 on
+/// `ListOptions` with one cause per problem; then the storage layer's check that a continue
+/// token, which carries its own revision, is not combined with a resourceVersion.
+fn validate_list_options(q: &Query) -> Result<(), Status> {
+    use skiff_api::status::Cause;
+    let mut causes = Vec::new();
+    if let Some(m) = q.resource_version_match.as_deref() {
+        if q.resource_version.is_none() {
+            causes.push(Cause::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
+        }
+        if q.continue_token.is_some() {
+            causes.push(Cause::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden when continue is provided",
+            ));
+        }
+        if m != "Exact" && m != "NotOlderThan" {
+            causes.push(Cause::not_supported(
+                "resourceVersionMatch",
+                &format!("{m:?}"),
+                &["Exact", "NotOlderThan", ""],
+            ));
+        }
+        if m == "Exact" && q.resource_version.as_deref() == Some("0") {
+            causes.push(Cause::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            ));
+        }
+    }
+    if q.send_initial_events.is_some() {
+        causes.push(Cause::forbidden(
+            "sendInitialEvents",
+            "sendInitialEvents is forbidden for list",
+        ));
+    }
+    if !causes.is_empty() {
+        return Err(Status::invalid_options("ListOptions", causes));
+    }
+    if q.continue_token.is_some() && q.resource_version.as_deref().is_some_and(|rv| rv != "0") {
+        return Err(Status::bad_request(
+            "specifying resource version is not allowed when using continue",
+        ));
+    }
+    Ok(())
+}
+
 /// Resolves `resourceVersion`/`resourceVersionMatch` of a list to the revision to read at.
 async fn list_revision(srv: &ApiServer, res: &Resource, q: &Query) -> Result<i64, Status> {
     let rv = match q.resource_version.as_deref() {
@@ -1180,9 +1409,7 @@ async fn list_revision(srv: &ApiServer, res: &Resource, q: &Query) -> Result<i64
         Some("NotOlderThan") | None => {
             let current = srv.store.current_revision().await.map_err(|e| store_error(res, "", e))?;
             if rv > current {
-                return Err(Status::timeout(format!(
-                    "Too large resource version: {rv}, current: {current}"
-                )));
+                return Err(Status::too_large_resource_version(rv, current));
             }
             Ok(0)
         }

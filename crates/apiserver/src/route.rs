@@ -1,7 +1,7 @@
 //! URL → what is being asked for. Pure parsing; no I/O.
 
 use skiff_api::registry::{self, Resource};
-use skiff_api::status::Status;
+use skiff_api::status::{Cause, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -38,14 +38,6 @@ pub struct ResourceRequest {
     pub legacy_watch: bool,
 }
 
-fn not_found(path: &str) -> Status {
-    Status::new(
-        404,
-        "NotFound",
-        format!("the server could not find the requested resource ({path})"),
-    )
-}
-
 pub fn parse(path: &str) -> Result<Route, Status> {
     let path_trimmed = path
         .strip_suffix('/')
@@ -65,7 +57,7 @@ pub fn parse(path: &str) -> Result<Route, Status> {
     }
     let segs: Vec<&str> = path_trimmed.trim_start_matches('/').split('/').collect();
     if segs.iter().any(|s| s.is_empty()) {
-        return Err(not_found(path));
+        return Err(Status::path_not_found());
     }
     match segs.as_slice() {
         ["livez" | "readyz" | "healthz", _check] => {
@@ -95,16 +87,16 @@ pub fn parse(path: &str) -> Result<Route, Status> {
             if registry::RESOURCES.iter().any(|r| r.group == *g) {
                 return Ok(Route::Group(g.to_string()));
             }
-            return Err(not_found(path));
+            return Err(Status::path_not_found());
         }
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
-        _ => return Err(not_found(path)),
+        _ => return Err(Status::path_not_found()),
     };
     if !registry::RESOURCES
         .iter()
         .any(|r| r.group == group && r.version == version)
     {
-        return Err(not_found(path));
+        return Err(Status::path_not_found());
     }
     if rest.is_empty() {
         return Ok(Route::ResourceList {
@@ -117,7 +109,7 @@ pub fn parse(path: &str) -> Result<Route, Status> {
         _ => (false, rest),
     };
     let lookup =
-        |plural: &str| registry::lookup(group, version, plural).ok_or_else(|| not_found(path));
+        |plural: &str| registry::lookup(group, version, plural).ok_or_else(Status::path_not_found);
     let req = |res, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>| {
         Route::Resource(ResourceRequest {
             res,
@@ -135,36 +127,36 @@ pub fn parse(path: &str) -> Result<Route, Status> {
         ["namespaces", ns, plural, tail @ ..] => {
             let res = lookup(plural)?;
             if !res.namespaced {
-                return Err(not_found(path));
+                return Err(Status::path_not_found());
             }
             match tail {
                 [] => req(res, Some(ns), None, None),
                 [name] => req(res, Some(ns), Some(name), None),
                 [name, sub] => req(res, Some(ns), Some(name), Some(sub)),
-                _ => return Err(not_found(path)),
+                _ => return Err(Status::path_not_found()),
             }
         }
         [plural] => req(lookup(plural)?, None, None, None),
         [plural, name] => {
             let res = lookup(plural)?;
             if res.namespaced {
-                return Err(not_found(path));
+                return Err(Status::path_not_found());
             }
             req(res, None, Some(name), None)
         }
         [plural, name, sub] => {
             let res = lookup(plural)?;
             if res.namespaced {
-                return Err(not_found(path));
+                return Err(Status::path_not_found());
             }
             req(res, None, Some(name), Some(sub))
         }
-        _ => return Err(not_found(path)),
+        _ => return Err(Status::path_not_found()),
     };
     if let Route::Resource(r) = &route {
         if let Some(sub) = &r.subresource {
             if !r.res.has_subresource(sub) {
-                return Err(not_found(path));
+                return Err(Status::path_not_found());
             }
         }
     }
@@ -240,6 +232,10 @@ pub struct Query {
     pub propagation_policy: Option<String>,
     pub include_object: Option<String>,
     pub verbose: bool,
+    /// Write options upstream's options validation rejects (`dryRun`, `fieldValidation`,
+    /// `propagationPolicy`). They are a 422 on the verb's options kind (`CreateOptions`,
+    /// `DeleteOptions`, ...), which only the handler knows, so parsing just records them.
+    pub invalid_options: Vec<Cause>,
 }
 
 fn parse_bool(name: &str, v: &str) -> Result<bool, Status> {
@@ -273,6 +269,7 @@ pub fn parse_health_query(raw: Option<&str>) -> Query {
 pub fn parse_query(raw: Option<&str>) -> Result<Query, Status> {
     let mut q = Query::default();
     let Some(raw) = raw else { return Ok(q) };
+    let mut dry_run = Vec::new();
     for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
         let v = v.as_ref();
         match k.as_ref() {
@@ -295,20 +292,15 @@ pub fn parse_query(raw: Option<&str>) -> Result<Query, Status> {
             "sendInitialEvents" => {
                 q.send_initial_events = Some(parse_bool("sendInitialEvents", v)?)
             }
-            "dryRun" => {
-                if v != "All" {
-                    return Err(Status::bad_request(format!(
-                        "Invalid dryRun value {v:?}: supported values are \"All\""
-                    )));
-                }
-                q.dry_run = true
-            }
+            "dryRun" => dry_run.push(v.to_string()),
             "fieldManager" => q.field_manager = Some(v.into()),
             "fieldValidation" => {
                 if !matches!(v, "Ignore" | "Warn" | "Strict" | "") {
-                    return Err(Status::bad_request(format!(
-                        "invalid fieldValidation directive {v:?}: valid values are \"Ignore\", \"Warn\", \"Strict\""
-                    )));
+                    q.invalid_options.push(Cause::not_supported(
+                        "fieldValidation",
+                        &format!("{v:?}"),
+                        &["Ignore", "Strict", "Warn"],
+                    ));
                 }
                 q.field_validation = Some(v.into())
             }
@@ -319,9 +311,9 @@ pub fn parse_query(raw: Option<&str>) -> Result<Query, Status> {
             "orphanDependents" => q.orphan_dependents = Some(parse_bool("orphanDependents", v)?),
             "propagationPolicy" => {
                 if !matches!(v, "Orphan" | "Background" | "Foreground") {
-                    return Err(Status::bad_request(format!(
-                        "invalid propagationPolicy {v:?}: valid values are \"Orphan\", \"Background\", \"Foreground\""
-                    )));
+                    q.invalid_options
+                        .push(unsupported_propagation_policy(&format!("{v:?}")));
+                    continue;
                 }
                 q.propagation_policy = Some(v.into())
             }
@@ -342,5 +334,27 @@ pub fn parse_query(raw: Option<&str>) -> Result<Query, Status> {
             }
         }
     }
+    // upstream's ValidateDryRun: every value must be "All".
+    if !dry_run.is_empty() {
+        if dry_run.iter().all(|v| v == "All") {
+            q.dry_run = true;
+        } else {
+            let values: Vec<String> = dry_run.iter().map(|v| format!("{v:?}")).collect();
+            q.invalid_options.push(Cause::not_supported(
+                "dryRun",
+                &format!("[]string{{{}}}", values.join(", ")),
+                &["All"],
+            ));
+        }
+    }
     Ok(q)
+}
+
+/// upstream's DeleteOptions validation of `propagationPolicy` (`value` in Go's `%q` form).
+pub fn unsupported_propagation_policy(value: &str) -> Cause {
+    Cause::not_supported(
+        "propagationPolicy",
+        value,
+        &["Foreground", "Background", "Orphan", "nil"],
+    )
 }
