@@ -6,9 +6,9 @@
 //! `$deleteFromPrimitiveList/<field>`; `$patch: replace` and `$retainKeys` behave as upstream;
 //! every other list is replaced.
 //!
-//! Merge keys currently come from [`merge_key`], a table of the list fields of built-in
-//! types keyed by field name. Upstream derives them from `x-kubernetes-patch-merge-key`
-//! in the schemas; doing the same is tracked with the OpenAPI work.
+//! Which lists merge, and by which key, comes from the schemas: `x-kubernetes-patch-strategy`
+//! and `x-kubernetes-patch-merge-key` of each property, as derived from the Kubernetes types
+//! by `skiff-openapi`. Without a schema (custom resources) lists are replaced.
 
 use serde_json::{Map, Value};
 
@@ -23,35 +23,32 @@ pub enum ListStrategy {
     Replace,
 }
 
-/// The merge strategy for a list field, by its name and parent field.
-pub fn merge_key(parent: &str, field: &str) -> ListStrategy {
-    use ListStrategy::*;
-    match (parent, field) {
-        (_, "containers" | "initContainers" | "ephemeralContainers") => MergeKey("name"),
-        (_, "env" | "volumes" | "imagePullSecrets" | "secrets" | "readinessGates") => match field {
-            "readinessGates" => MergeKey("conditionType"),
-            _ => MergeKey("name"),
-        },
-        ("spec", "ports") => MergeKey("port"),
-        (_, "ports") => MergeKey("containerPort"),
-        (_, "volumeMounts") => MergeKey("mountPath"),
-        (_, "volumeDevices") => MergeKey("devicePath"),
-        (_, "conditions") => MergeKey("type"),
-        (_, "ownerReferences") => MergeKey("uid"),
-        (_, "hostAliases") => MergeKey("ip"),
-        (_, "resourceClaims") => MergeKey("name"),
-        (_, "topologySpreadConstraints") => MergeKey("topologyKey"),
-        (_, "addresses") if parent == "status" => MergeKey("type"),
-        (_, "taints") => Replace,
-        ("metadata", "finalizers") => PrimitiveMerge,
-        _ => Replace,
+/// The strategy of list property `field` of schema `definition`.
+fn list_strategy(definition: Option<&str>, field: &str) -> ListStrategy {
+    let Some(def) = definition else {
+        return ListStrategy::Replace;
+    };
+    let merges = skiff_openapi::patch_strategy(def, field)
+        .is_some_and(|s| s.split(',').any(|p| p == "merge"));
+    if !merges {
+        return ListStrategy::Replace;
+    }
+    match skiff_openapi::list_field_meta(def, field).and_then(|m| m.patch_merge_key) {
+        Some(key) => ListStrategy::MergeKey(key),
+        None => ListStrategy::PrimitiveMerge,
     }
 }
 
-pub fn strategic_merge(original: &Value, patch: &Value) -> Result<Value, String> {
+/// Applies `patch` to `original`, whose schema is `definition` (e.g.
+/// `io.k8s.api.apps.v1.Deployment`, from `skiff_openapi::definition_for_kind`).
+pub fn strategic_merge(
+    definition: Option<&str>,
+    original: &Value,
+    patch: &Value,
+) -> Result<Value, String> {
     match (original, patch) {
-        (Value::Object(o), Value::Object(p)) => Ok(Value::Object(merge_map(o, p, "")?)),
-        (_, Value::Object(p)) => Ok(Value::Object(merge_map(&Map::new(), p, "")?)),
+        (Value::Object(o), Value::Object(p)) => Ok(Value::Object(merge_map(o, p, definition)?)),
+        (_, Value::Object(p)) => Ok(Value::Object(merge_map(&Map::new(), p, definition)?)),
         _ => Err("the patch must be a JSON object".into()),
     }
 }
@@ -59,7 +56,7 @@ pub fn strategic_merge(original: &Value, patch: &Value) -> Result<Value, String>
 fn merge_map(
     orig: &Map<String, Value>,
     patch: &Map<String, Value>,
-    parent: &str,
+    def: Option<&str>,
 ) -> Result<Map<String, Value>, String> {
     match patch.get("$patch").and_then(Value::as_str) {
         Some("replace") => {
@@ -104,16 +101,17 @@ fn merge_map(
             out.remove(k);
             continue;
         }
+        let child = def.and_then(|d| skiff_openapi::field_definition(d, k));
         let merged = match (out.get(k), v) {
-            (Some(Value::Object(o)), Value::Object(p)) => Value::Object(merge_map(o, p, k)?),
-            (None, Value::Object(p)) => Value::Object(merge_map(&Map::new(), p, k)?),
+            (Some(Value::Object(o)), Value::Object(p)) => Value::Object(merge_map(o, p, child)?),
+            (None, Value::Object(p)) => Value::Object(merge_map(&Map::new(), p, child)?),
             (existing, Value::Array(p)) => {
                 let empty = Vec::new();
                 let o = match existing {
                     Some(Value::Array(a)) => a,
                     _ => &empty,
                 };
-                merge_list(o, p, parent, k)?
+                merge_list(o, p, def, k)?
             }
             (_, v) => v.clone(),
         };
@@ -121,7 +119,7 @@ fn merge_map(
     }
     for (field, order) in orders {
         if let (Some(Value::Array(list)), Some(order)) = (out.get_mut(&field), order.as_array()) {
-            reorder(list, order, merge_key(parent, &field));
+            reorder(list, order, list_strategy(def, &field));
         }
     }
     Ok(out)
@@ -131,8 +129,14 @@ fn item_key<'a>(item: &'a Value, key: &str) -> Option<&'a Value> {
     item.as_object()?.get(key)
 }
 
-fn merge_list(orig: &[Value], patch: &[Value], parent: &str, field: &str) -> Result<Value, String> {
-    match merge_key(parent, field) {
+fn merge_list(
+    orig: &[Value],
+    patch: &[Value],
+    def: Option<&str>,
+    field: &str,
+) -> Result<Value, String> {
+    let items_def = def.and_then(|d| skiff_openapi::field_definition(d, field));
+    match list_strategy(def, field) {
         ListStrategy::Replace => {
             // `[{"$patch": "replace"}]`-style directives are meaningless here; drop them.
             Ok(Value::Array(
@@ -183,9 +187,9 @@ fn merge_list(orig: &[Value], patch: &[Value], parent: &str, field: &str) -> Res
                 match pos {
                     Some(i) => {
                         let base = out[i].as_object().cloned().unwrap_or_default();
-                        out[i] = Value::Object(merge_map(&base, pmap, field)?);
+                        out[i] = Value::Object(merge_map(&base, pmap, items_def)?);
                     }
-                    None => out.push(Value::Object(merge_map(&Map::new(), pmap, field)?)),
+                    None => out.push(Value::Object(merge_map(&Map::new(), pmap, items_def)?)),
                 }
             }
             Ok(Value::Array(out))
@@ -211,13 +215,50 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const POD: Option<&str> = Some("io.k8s.api.core.v1.Pod");
+
+    #[test]
+    fn strategies_come_from_the_schema() {
+        let d = Some("io.k8s.api.core.v1.Container");
+        assert_eq!(
+            list_strategy(d, "ports"),
+            ListStrategy::MergeKey("containerPort")
+        );
+        assert_eq!(list_strategy(d, "env"), ListStrategy::MergeKey("name"));
+        assert_eq!(
+            list_strategy(Some("io.k8s.api.core.v1.ServiceSpec"), "ports"),
+            ListStrategy::MergeKey("port")
+        );
+        assert_eq!(
+            list_strategy(Some("io.k8s.api.core.v1.PodSpec"), "tolerations"),
+            ListStrategy::Replace
+        );
+        assert_eq!(
+            list_strategy(
+                Some("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"),
+                "finalizers"
+            ),
+            ListStrategy::PrimitiveMerge
+        );
+        assert_eq!(
+            list_strategy(None, "containers"),
+            ListStrategy::Replace,
+            "no schema: replace"
+        );
+        // Tolerations are replaced, not merged.
+        let orig = json!({"spec":{"tolerations":[{"key":"a"}],"containers":[]}});
+        let out =
+            strategic_merge(POD, &orig, &json!({"spec":{"tolerations":[{"key":"b"}]}})).unwrap();
+        assert_eq!(out["spec"]["tolerations"], json!([{"key":"b"}]));
+    }
+
     #[test]
     fn containers_merge_by_name_and_null_deletes() {
         let orig = json!({"metadata":{"labels":{"a":"1","b":"2"}},
             "spec":{"containers":[{"name":"web","image":"nginx:1"},{"name":"side","image":"busybox"}]}});
         let patch = json!({"metadata":{"labels":{"b":null,"c":"3"}},
             "spec":{"containers":[{"name":"web","image":"nginx:2"}]}});
-        let out = strategic_merge(&orig, &patch).unwrap();
+        let out = strategic_merge(POD, &orig, &patch).unwrap();
         assert_eq!(out["metadata"]["labels"], json!({"a":"1","c":"3"}));
         assert_eq!(out["spec"]["containers"][0]["image"], "nginx:2");
         assert_eq!(
@@ -233,17 +274,21 @@ mod tests {
         let patch = json!({"metadata":{"$deleteFromPrimitiveList/finalizers":["a"],"finalizers":["c"]},
             "spec":{"$setElementOrder/containers":[{"name":"y"},{"name":"x"}],
                     "containers":[{"name":"x","$patch":"delete"}]}});
-        let out = strategic_merge(&orig, &patch).unwrap();
+        let out = strategic_merge(POD, &orig, &patch).unwrap();
         assert_eq!(out["metadata"]["finalizers"], json!(["b", "c"]));
         assert_eq!(out["spec"]["containers"], json!([{"name":"y","image":"2"}]));
         let r = strategic_merge(
+            POD,
             &json!({"spec":{"a":1,"b":2}}),
             &json!({"spec":{"$patch":"replace","c":3}}),
         )
         .unwrap();
         assert_eq!(r, json!({"spec":{"c":3}}));
-        assert!(
-            strategic_merge(&orig, &json!({"spec":{"containers":[{"image":"no-key"}]}})).is_err()
-        );
+        assert!(strategic_merge(
+            POD,
+            &orig,
+            &json!({"spec":{"containers":[{"image":"no-key"}]}})
+        )
+        .is_err());
     }
 }

@@ -166,7 +166,7 @@ proptest! {
 
     #[test]
     fn strategic_merge_never_panics(original in json(), patch in json()) {
-        let _ = strategic_merge(&original, &patch);
+        let _ = strategic_merge(Some("io.k8s.api.core.v1.Pod"), &original, &patch);
     }
 
     #[test]
@@ -174,8 +174,8 @@ proptest! {
         original in object(),
         patch in object(),
     ) {
-        let _ = strategic_merge(&original, &patch);
-        let same = strategic_merge(&original, &Value::Object(Map::new())).unwrap();
+        let _ = strategic_merge(Some("io.k8s.api.core.v1.Pod"), &original, &patch);
+        let same = strategic_merge(Some("io.k8s.api.core.v1.Pod"), &original, &Value::Object(Map::new())).unwrap();
         prop_assert_eq!(same, original);
     }
 

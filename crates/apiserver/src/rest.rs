@@ -623,7 +623,8 @@ pub enum Change {
 }
 
 impl Change {
-    fn apply(&self, current: &Value) -> Result<Value, Status> {
+    /// Applies the change to `current`, whose schema is `definition`.
+    fn apply(&self, current: &Value, definition: Option<&str>) -> Result<Value, Status> {
         match self {
             Change::Replace(v) => Ok(v.clone()),
             Change::JsonPatch(p) => {
@@ -644,7 +645,7 @@ impl Change {
                 json_patch::merge(&mut doc, p);
                 Ok(doc)
             }
-            Change::Strategic(p) => skiff_api::patch::strategic_merge(current, p)
+            Change::Strategic(p) => skiff_api::patch::strategic_merge(definition, current, p)
                 .map_err(|e| Status::bad_request(format!("invalid strategic merge patch: {e}"))),
         }
     }
@@ -673,7 +674,11 @@ pub async fn update(
             Some("scale") => scale_view(res, &current)?,
             _ => current.clone(),
         };
-        let mut new = change.apply(&base)?;
+        let definition = match rr.subresource.as_deref() {
+            Some("scale") => skiff_openapi::definition_for_kind("autoscaling", "v1", "Scale"),
+            _ => skiff_openapi::definition_for_kind(res.group, res.version, res.kind),
+        };
+        let mut new = change.apply(&base, definition)?;
         if !new.is_object() {
             return Err(Status::bad_request("the result must be a JSON object"));
         }
