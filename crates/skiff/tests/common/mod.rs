@@ -64,7 +64,7 @@ impl Server {
         self.dir.path().join("admin.kubeconfig")
     }
 
-    fn launch(&mut self) {
+    pub fn launch(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
