@@ -8,6 +8,7 @@
 //! Must not do I/O: no HTTP, no store, no clocks except the `now` callers pass in. The API
 //! server drives these functions; keeping them pure keeps them unit-testable and fuzzable.
 
+pub mod apply;
 pub mod names;
 pub mod patch;
 pub mod printers;
