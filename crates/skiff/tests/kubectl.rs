@@ -501,26 +501,87 @@ fn typed_creates_send_protobuf_and_explain_reads_openapi() {
         let ns = format!("team-{suffix}");
         let ok = |args: &[&str]| s.ok_v(minor, args);
         assert!(ok(&["create", "namespace", &ns]).contains("created"));
-        ok(&["create", "configmap", "cfg", "-n", &ns, "--from-literal=k=v"]);
-        ok(&["create", "secret", "generic", "pw", "-n", &ns, "--from-literal=p=q"]);
-        ok(&["create", "deployment", "web", "-n", &ns, "--image=nginx:1.27", "--replicas=3"]);
-        ok(&["create", "job", "once", "-n", &ns, "--image=busybox", "--", "echo", "hi"]);
+        ok(&[
+            "create",
+            "configmap",
+            "cfg",
+            "-n",
+            &ns,
+            "--from-literal=k=v",
+        ]);
+        ok(&[
+            "create",
+            "secret",
+            "generic",
+            "pw",
+            "-n",
+            &ns,
+            "--from-literal=p=q",
+        ]);
+        ok(&[
+            "create",
+            "deployment",
+            "web",
+            "-n",
+            &ns,
+            "--image=nginx:1.27",
+            "--replicas=3",
+        ]);
+        ok(&[
+            "create",
+            "job",
+            "once",
+            "-n",
+            &ns,
+            "--image=busybox",
+            "--",
+            "echo",
+            "hi",
+        ]);
         ok(&["create", "serviceaccount", "bot", "-n", &ns]);
-        ok(&["create", "role", "reader", "-n", &ns, "--verb=get", "--resource=pods"]);
+        ok(&[
+            "create",
+            "role",
+            "reader",
+            "-n",
+            &ns,
+            "--verb=get",
+            "--resource=pods",
+        ]);
         let dep = json(&ok(&["get", "deploy", "web", "-n", &ns, "-o", "json"]));
         assert_eq!(dep["spec"]["replicas"], 3);
-        assert_eq!(dep["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.27");
-        assert_eq!(dep["spec"]["strategy"]["type"], "RollingUpdate", "defaults apply to protobuf bodies");
-        assert!(dep["spec"]["template"]["metadata"].get("creationTimestamp").is_none_or(|t| t.is_null()));
+        assert_eq!(
+            dep["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:1.27"
+        );
+        assert_eq!(
+            dep["spec"]["strategy"]["type"], "RollingUpdate",
+            "defaults apply to protobuf bodies"
+        );
+        assert!(dep["spec"]["template"]["metadata"]
+            .get("creationTimestamp")
+            .is_none_or(|t| t.is_null()));
         let cm = json(&ok(&["get", "cm", "cfg", "-n", &ns, "-o", "json"]));
         assert_eq!(cm["data"]["k"], "v");
         let secret = json(&ok(&["get", "secret", "pw", "-n", &ns, "-o", "json"]));
-        assert_eq!(secret["data"]["p"], "cQ==", "bytes survive protobuf as base64");
+        assert_eq!(
+            secret["data"]["p"], "cQ==",
+            "bytes survive protobuf as base64"
+        );
         assert_eq!(ok(&["auth", "can-i", "create", "pods"]).trim(), "yes");
     }
     let explain = s.ok(&["explain", "pod.spec.containers"]);
-    assert!(explain.contains("FIELD: containers <[]Container>"), "{explain}");
-    assert!(explain.contains("List of containers belonging to the pod"), "{explain}");
+    assert!(
+        explain.contains("FIELD: containers <[]Container>"),
+        "{explain}"
+    );
+    assert!(
+        explain.contains("List of containers belonging to the pod"),
+        "{explain}"
+    );
     let recursive = s.ok(&["explain", "deployment.spec", "--recursive"]);
-    assert!(recursive.contains("maxSurge") && recursive.contains("progressDeadlineSeconds"), "{recursive}");
+    assert!(
+        recursive.contains("maxSurge") && recursive.contains("progressDeadlineSeconds"),
+        "{recursive}"
+    );
 }
