@@ -19,7 +19,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane: API server (controllers and scheduler follow).
+    /// Run the control plane: API server and controller manager (the scheduler follows).
     Server(server::ServerArgs),
     /// Print the versions of skiff and of the Kubernetes API it serves.
     Version,
@@ -33,6 +33,8 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // One process-wide rustls crypto provider, for clients (kube) that use the default.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => server::run(args),

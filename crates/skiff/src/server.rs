@@ -133,24 +133,76 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         delay: Duration::from_secs_f64(args.shutdown_delay.max(0.0)),
         timeout: Duration::from_secs_f64(args.shutdown_timeout.max(0.0)),
     };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopping = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
     let serving = tokio::spawn(skiff_apiserver::serve::run(
         srv.clone(),
         listener,
         tls.clone(),
         timings,
-        shutdown_signal(),
+        stopping(),
     ));
     srv.bootstrap()
         .await
         .map_err(|s| anyhow::anyhow!("bootstrapping the cluster objects: {s}"))?;
+    let controllers = start_controllers(&pki, &url, stopping()).await?;
     tracing::info!(
         "ready in {:.0?}: serving the Kubernetes API on {url}; kubectl --kubeconfig {}",
         started.elapsed(),
         kubeconfig.display()
     );
     serving.await.context("the server task failed")?;
+    controllers.abort();
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Starts the controller manager in this process, as an API client over HTTPS with its own
+/// client certificate (DESIGN §1.2).
+async fn start_controllers(
+    pki: &skiff_pki::Pki,
+    url: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let user = skiff_controllers::USER_NAME;
+    // There is no RBAC yet: system:masters is the only group the API server authorizes, so
+    // the controller manager is in it for now. With RBAC it gets its own ClusterRoles.
+    let (cert, key) = pki
+        .issue_client_cert(user, &["system:masters"], skiff_pki::LEAF_VALIDITY)
+        .context("issuing the controller manager's client certificate")?;
+    let kubeconfig =
+        skiff_pki::kubeconfig::render(url, pki.ca_cert_pem(), &cert, &key, user, "skiff");
+    let config = skiff_controllers::config_from_kubeconfig(&kubeconfig).await?;
+    let opts = skiff_controllers::Options {
+        root_ca_pem: pki.ca_cert_pem().to_string(),
+        identity: leader_identity(),
+    };
+    Ok(tokio::spawn(async move {
+        if let Err(e) = skiff_controllers::run(config, opts, shutdown).await {
+            tracing::error!("controller manager stopped: {e:#}");
+        }
+    }))
+}
+
+/// `<hostname>_<random>`, like client-go's leader-election identities.
+fn leader_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "skiff".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{host}_{:08x}{:08x}", std::process::id(), nanos)
 }
 
 async fn shutdown_signal() {

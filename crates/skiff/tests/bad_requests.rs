@@ -266,12 +266,18 @@ fn bad_requests_get_upstream_statuses_and_change_nothing() {
                "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}),
     );
     let web_before = api.get(&format!("{NS}/pods/web")).json();
-    // A namespace with the `kubernetes` finalizer and no controller yet to remove it stays
-    // Terminating after a delete.
+    // A namespace whose content is held by a finalizer stays Terminating after a delete
+    // (the namespace controller cannot empty it).
     api.ok(
         "POST",
         "/api/v1/namespaces",
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}}),
+    );
+    api.ok(
+        "POST",
+        "/api/v1/namespaces/doomed/secrets",
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "held", "finalizers": ["example.com/hold"]}}),
     );
     let r = api.send("DELETE", "/api/v1/namespaces/doomed", &[], None, false);
     assert_eq!(r.code, 200, "{}", r.body);
@@ -454,7 +460,11 @@ fn bad_requests_get_upstream_statuses_and_change_nothing() {
             .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(names("/api/v1/configmaps"), ["keep"]);
+    // (kube-root-ca.crt is the root-CA publisher's, in every namespace.)
+    assert_eq!(
+        names("/api/v1/configmaps?fieldSelector=metadata.name%21%3Dkube-root-ca.crt"),
+        ["keep"]
+    );
     assert_eq!(names("/api/v1/pods"), ["web"]);
     assert_eq!(api.get("/api/v1/namespaces/nope").code, 404);
 

@@ -1,0 +1,333 @@
+//! The controller manager inside `skiff server`, driven with real kubectl: namespace
+//! deletion, the default ServiceAccount, the root-CA ConfigMap and garbage collection with
+//! the three propagation policies. Behaviour is asserted by bounded polling.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Server;
+use serde_json::{json, Value};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Polls `cond` until it holds; fails the test with `what` after [`PATIENCE`].
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < PATIENCE, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn exists(s: &Server, args: &[&str]) -> bool {
+    let mut a = vec!["get"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["-o", "name"]);
+    let out = s.kubectl(&a);
+    if out.status.success() {
+        return true;
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("NotFound"), "kubectl {a:?}: {err}");
+    false
+}
+
+fn get_json(s: &Server, args: &[&str]) -> Value {
+    let mut a = vec!["get"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["-o", "json"]);
+    serde_json::from_str(&s.ok(&a)).unwrap()
+}
+
+fn uid(s: &Server, args: &[&str]) -> String {
+    get_json(s, args)["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn namespaces_get_defaults_and_are_emptied_on_delete() {
+    let s = Server::start();
+    // The namespaces the server creates get them too.
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        eventually(&format!("default ServiceAccount in {ns}"), || {
+            exists(&s, &["-n", ns, "serviceaccount", "default"])
+        });
+        eventually(&format!("kube-root-ca.crt in {ns}"), || {
+            exists(&s, &["-n", ns, "configmap", "kube-root-ca.crt"])
+        });
+    }
+
+    s.ok(&["create", "namespace", "team"]);
+    eventually("default ServiceAccount in team", || {
+        exists(&s, &["-n", "team", "serviceaccount", "default"])
+    });
+    eventually("kube-root-ca.crt in team", || {
+        exists(&s, &["-n", "team", "configmap", "kube-root-ca.crt"])
+    });
+    let ca = std::fs::read_to_string(s.data_dir().join("pki/ca.crt")).unwrap();
+    let cm = get_json(&s, &["-n", "team", "configmap", "kube-root-ca.crt"]);
+    assert_eq!(cm["data"]["ca.crt"], json!(ca));
+
+    // Deleted or edited, they come back.
+    s.ok(&["-n", "team", "delete", "serviceaccount", "default"]);
+    s.ok(&[
+        "-n",
+        "team",
+        "patch",
+        "configmap",
+        "kube-root-ca.crt",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"ca.crt":"tampered"}}"#,
+    ]);
+    eventually("default ServiceAccount recreated", || {
+        exists(&s, &["-n", "team", "serviceaccount", "default"])
+    });
+    eventually("kube-root-ca.crt restored", || {
+        get_json(&s, &["-n", "team", "configmap", "kube-root-ca.crt"])["data"]["ca.crt"]
+            == json!(ca)
+    });
+
+    // Content of several kinds, then delete the namespace and wait (kubectl's default).
+    s.ok(&[
+        "-n",
+        "team",
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=a=b",
+    ]);
+    s.ok(&[
+        "-n",
+        "team",
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=p=q",
+    ]);
+    s.ok(&["-n", "team", "create", "deployment", "web", "--image=nginx"]);
+    s.ok(&["-n", "team", "create", "serviceaccount", "robot"]);
+    let out = s.ok(&["delete", "namespace", "team", "--timeout=60s"]);
+    assert!(out.contains("namespace \"team\" deleted"), "{out}");
+    assert!(!exists(&s, &["namespace", "team"]));
+    for kind in [
+        "configmaps",
+        "secrets",
+        "deployments.apps",
+        "serviceaccounts",
+    ] {
+        let list = get_json(
+            &s,
+            &[kind, "-A", "--field-selector", "metadata.namespace=team"],
+        );
+        assert_eq!(list["items"], json!([]), "{kind} left in team");
+    }
+
+    // A name can be reused once the namespace is gone, and gets its defaults again.
+    s.ok(&["create", "namespace", "team"]);
+    eventually("default ServiceAccount in the new team", || {
+        exists(&s, &["-n", "team", "serviceaccount", "default"])
+    });
+}
+
+#[test]
+fn namespace_deletion_waits_for_finalizers_and_says_why() {
+    let s = Server::start();
+    s.ok(&["create", "namespace", "held"]);
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "held", "namespace": "held", "finalizers": ["example.com/hold"]}});
+    let f = s.manifest("held.json", &cm.to_string());
+    s.ok(&["create", "-f", &f]);
+    s.ok(&["delete", "namespace", "held", "--wait=false"]);
+
+    let condition = |ty: &str| -> Value {
+        let ns = get_json(&s, &["namespace", "held"]);
+        ns["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == ty)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    eventually("NamespaceFinalizersRemaining=True", || {
+        condition("NamespaceFinalizersRemaining")["status"] == "True"
+    });
+    let c = condition("NamespaceFinalizersRemaining");
+    assert_eq!(c["reason"], "SomeFinalizersRemain");
+    assert_eq!(
+        c["message"],
+        "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"
+    );
+    let c = condition("NamespaceContentRemaining");
+    assert_eq!(c["status"], "True");
+    assert_eq!(
+        c["message"],
+        "Some resources are remaining: configmaps has 1 resource instances"
+    );
+    assert_eq!(
+        condition("NamespaceDeletionContentFailure")["status"],
+        "False"
+    );
+    let ns = get_json(&s, &["namespace", "held"]);
+    assert_eq!(ns["status"]["phase"], "Terminating");
+    assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
+    // The rest of the content is gone already.
+    eventually("kube-root-ca.crt deleted", || {
+        !exists(&s, &["-n", "held", "configmap", "kube-root-ca.crt"])
+    });
+
+    // Releasing the finalizer lets the namespace go.
+    s.ok(&[
+        "-n",
+        "held",
+        "patch",
+        "configmap",
+        "held",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    s.ok(&["wait", "--for=delete", "namespace/held", "--timeout=60s"]);
+}
+
+/// Creates ConfigMap `name` labelled `gc=<test>`, owned by `owners` (name, uid, block).
+fn owned_cm(s: &Server, name: &str, owners: &[(&str, &str, bool)]) {
+    let refs: Vec<Value> = owners
+        .iter()
+        .map(|(n, u, block)| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "name": n, "uid": u,
+                   "blockOwnerDeletion": block})
+        })
+        .collect();
+    let mut meta = json!({"name": name, "labels": {"gc": "test"}});
+    if !refs.is_empty() {
+        meta["ownerReferences"] = json!(refs);
+    }
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
+        "data": {"k": "v"}});
+    let f = s.manifest(&format!("{name}.json"), &cm.to_string());
+    s.ok(&["create", "-f", &f]);
+}
+
+#[test]
+fn garbage_collector_background_deletes_dependents() {
+    let s = Server::start();
+    owned_cm(&s, "owner", &[]);
+    let owner = uid(&s, &["cm", "owner"]);
+    owned_cm(&s, "child", &[("owner", &owner, false)]);
+    let child = uid(&s, &["cm", "child"]);
+    owned_cm(&s, "grandchild", &[("child", &child, false)]);
+    // A dependent with a second owner that stays keeps existing, minus the dead reference.
+    owned_cm(&s, "other", &[]);
+    let other = uid(&s, &["cm", "other"]);
+    owned_cm(
+        &s,
+        "shared",
+        &[("owner", &owner, false), ("other", &other, false)],
+    );
+
+    s.ok(&["delete", "cm", "owner"]); // kubectl's default: --cascade=background
+    eventually("child and grandchild collected", || {
+        !exists(&s, &["cm", "child"]) && !exists(&s, &["cm", "grandchild"])
+    });
+    eventually("the dead owner reference removed from shared", || {
+        get_json(&s, &["cm", "shared"])["metadata"]["ownerReferences"]
+            == json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "other",
+                        "uid": other, "blockOwnerDeletion": false}])
+    });
+
+    // A dependent whose owner never existed (dangling reference) is collected too.
+    owned_cm(
+        &s,
+        "dangling",
+        &[("ghost", "00000000-0000-0000-0000-000000000000", false)],
+    );
+    eventually("dangling dependent collected", || {
+        !exists(&s, &["cm", "dangling"])
+    });
+    assert!(exists(&s, &["cm", "other"]));
+    assert!(exists(&s, &["cm", "shared"]));
+}
+
+#[test]
+fn garbage_collector_orphan_keeps_dependents() {
+    let s = Server::start();
+    owned_cm(&s, "owner", &[]);
+    let owner = uid(&s, &["cm", "owner"]);
+    owned_cm(&s, "child-a", &[("owner", &owner, true)]);
+    owned_cm(&s, "child-b", &[("owner", &owner, false)]);
+
+    // kubectl waits for the owner to disappear, which needs the orphan finalizer handled.
+    s.ok(&["delete", "cm", "owner", "--cascade=orphan", "--timeout=60s"]);
+    assert!(!exists(&s, &["cm", "owner"]));
+    for child in ["child-a", "child-b"] {
+        let cm = get_json(&s, &["cm", child]);
+        assert_eq!(
+            cm["metadata"]["ownerReferences"],
+            Value::Null,
+            "{child}: {cm}"
+        );
+    }
+}
+
+#[test]
+fn garbage_collector_foreground_deletes_dependents_first() {
+    let s = Server::start();
+    owned_cm(&s, "owner", &[]);
+    let owner = uid(&s, &["cm", "owner"]);
+    owned_cm(&s, "blocking", &[("owner", &owner, true)]);
+    owned_cm(&s, "loose", &[("owner", &owner, false)]);
+    let blocking = uid(&s, &["cm", "blocking"]);
+    owned_cm(&s, "nested", &[("blocking", &blocking, true)]);
+    // A finalizer on the nested dependent holds the whole chain.
+    s.ok(&[
+        "patch",
+        "cm",
+        "nested",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    ]);
+
+    s.ok(&[
+        "delete",
+        "cm",
+        "owner",
+        "--cascade=foreground",
+        "--wait=false",
+    ]);
+    // The owner stays (marked for deletion) while a blocking dependent remains.
+    eventually("nested marked for deletion", || {
+        get_json(&s, &["cm", "nested"])["metadata"]["deletionTimestamp"].is_string()
+    });
+    let o = get_json(&s, &["cm", "owner"]);
+    assert!(o["metadata"]["deletionTimestamp"].is_string(), "{o}");
+    assert_eq!(o["metadata"]["finalizers"], json!(["foregroundDeletion"]));
+    assert!(exists(&s, &["cm", "blocking"]));
+
+    s.ok(&[
+        "patch",
+        "cm",
+        "nested",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    s.ok(&["wait", "--for=delete", "cm/owner", "--timeout=60s"]);
+    for cm in ["blocking", "nested"] {
+        assert!(
+            !exists(&s, &["cm", cm]),
+            "{cm} should be gone before its owner"
+        );
+    }
+    eventually("loose dependent collected", || {
+        !exists(&s, &["cm", "loose"])
+    });
+    let left = get_json(&s, &["cm", "-l", "gc=test"]);
+    assert_eq!(left["items"], json!([]));
+}
