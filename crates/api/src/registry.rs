@@ -738,35 +738,82 @@ const GROUP_ORDER: &[(&str, &[&str])] = &[
 
 /// Every served group, the core group ("") first, then the named groups in `/apis` order.
 /// `/apis` lists all but the first; `/api` lists the core group's versions.
+/// Groups of runtime rows follow, versions in the order the rows were set.
 pub fn groups() -> Vec<GroupInfo> {
-    GROUP_ORDER
+    let mut out: Vec<GroupInfo> = GROUP_ORDER
         .iter()
         .map(|(name, versions)| GroupInfo {
             name,
             versions: versions.to_vec(),
         })
-        .collect()
+        .collect();
+    for r in dynamic() {
+        match out.iter_mut().find(|g| g.name == r.group) {
+            Some(g) => {
+                if !g.versions.contains(&r.version) {
+                    g.versions.push(r.version);
+                }
+            }
+            None => out.push(GroupInfo {
+                name: r.group,
+                versions: vec![r.version],
+            }),
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Rows added at runtime (CustomResourceDefinitions)
+// ---------------------------------------------------------------------------------------
+
+/// Rows served in addition to [`RESOURCES`], set by the API server from the stored
+/// CustomResourceDefinitions. The rows are leaked (`Box::leak`) by their creator so every
+/// caller can keep `&'static Resource`; see `skiff_apiserver::crd` for the bound.
+static DYNAMIC: std::sync::RwLock<Vec<&'static Resource>> = std::sync::RwLock::new(Vec::new());
+
+/// Replaces the runtime rows.
+pub fn set_dynamic(rows: Vec<&'static Resource>) {
+    *DYNAMIC.write().unwrap_or_else(|e| e.into_inner()) = rows;
+}
+
+/// The runtime rows, in the order they were set.
+pub fn dynamic() -> Vec<&'static Resource> {
+    DYNAMIC.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Every served row: the static table, then the runtime rows.
+pub fn all() -> Vec<&'static Resource> {
+    let mut v: Vec<&'static Resource> = RESOURCES.iter().collect();
+    v.extend(dynamic());
+    v
+}
+
+fn find(pred: impl Fn(&Resource) -> bool) -> Option<&'static Resource> {
+    RESOURCES
+        .iter()
+        .find(|r| pred(r))
+        .or_else(|| dynamic().into_iter().find(|r| pred(r)))
 }
 
 /// The row serving `/api{s}/<group>/<version>/<plural>`.
 pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
-    RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.version == version && r.plural == plural)
+    find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// Some row of a group/version, if it is served.
+pub fn lookup_gv(group: &str, version: &str) -> Option<&'static Resource> {
+    find(|r| r.group == group && r.version == version)
 }
 
 /// The storage-version row for a kind in a group.
 pub fn by_kind(group: &str, kind: &str) -> Option<&'static Resource> {
-    RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.kind == kind && r.storage)
+    find(|r| r.group == group && r.kind == kind && r.storage)
 }
 
 /// The storage-version row for a plural in a group (the object's stored form).
 pub fn storage_row(group: &str, plural: &str) -> Option<&'static Resource> {
-    RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.plural == plural && r.storage)
+    find(|r| r.group == group && r.plural == plural && r.storage)
 }
 
 /// All rows of one group/version, in table order.
@@ -774,8 +821,8 @@ pub fn resources_in<'a>(
     group: &'a str,
     version: &'a str,
 ) -> impl Iterator<Item = &'static Resource> + use<'a> {
-    RESOURCES
-        .iter()
+    all()
+        .into_iter()
         .filter(move |r| r.group == group && r.version == version)
 }
 
@@ -784,8 +831,8 @@ pub fn resources_in<'a>(
 pub fn resolve(name: &str) -> Vec<&'static Resource> {
     let lower = name.to_ascii_lowercase();
     let preferred: Vec<GroupInfo> = groups();
-    RESOURCES
-        .iter()
+    all()
+        .into_iter()
         .filter(|r| {
             preferred
                 .iter()

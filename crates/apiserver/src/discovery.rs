@@ -13,7 +13,7 @@ use crate::{full, ApiServer, Resp};
 /// Groups in serving order, each with its versions (preferred first). Core is `""`.
 fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-    for r in registry::RESOURCES {
+    for r in registry::all() {
         match out.iter_mut().find(|(g, _)| *g == r.group) {
             Some((_, versions)) => {
                 if !versions.contains(&r.version) {
@@ -52,8 +52,8 @@ fn resources_of<'a>(
     group: &'a str,
     version: &'a str,
 ) -> impl Iterator<Item = &'static Resource> + 'a {
-    registry::RESOURCES
-        .iter()
+    registry::all()
+        .into_iter()
         .filter(move |r| r.group == group && r.version == version)
 }
 

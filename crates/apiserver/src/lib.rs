@@ -10,6 +10,7 @@
 //! Must not: contain per-resource HTTP handlers (add a registry row or a strategy instead),
 //! talk to anything but the store, or know which store backend it has.
 
+pub mod crd;
 pub mod discovery;
 pub mod metrics;
 pub mod negotiate;
@@ -77,11 +78,13 @@ impl ApiServer {
     }
 
     /// Creates the objects every cluster has (default namespaces), idempotently.
-    pub async fn bootstrap(&self) -> Result<(), Status> {
+    /// Also loads the stored CustomResourceDefinitions and starts following them.
+    pub async fn bootstrap(self: &Arc<Self>) -> Result<(), Status> {
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             rest::create_internal(self, "", "namespaces", None, body).await?;
         }
+        crd::start(self.clone()).await?;
         self.bootstrapped.store(true, Ordering::Release);
         Ok(())
     }

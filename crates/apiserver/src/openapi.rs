@@ -55,7 +55,7 @@ pub fn gv_path(group: &str, version: &str) -> String {
 
 /// The `/openapi/v3` index.
 pub fn index() -> Value {
-    let paths: Map<String, Value> = docs()
+    let mut paths: Map<String, Value> = docs()
         .iter()
         .map(|(p, d)| {
             (
@@ -64,17 +64,41 @@ pub fn index() -> Value {
             )
         })
         .collect();
+    for (g, v) in crate::crd::group_versions() {
+        if let Some((_, hash)) = document_bytes(&g, &v) {
+            let p = gv_path(&g, &v);
+            paths.insert(
+                p.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}")}),
+            );
+        }
+    }
     json!({"paths": paths})
 }
 
-/// The document for a group-version and its hash (for ETag), if served.
-pub fn document_bytes(group: &str, version: &str) -> Option<(&'static [u8], &'static str)> {
-    docs()
-        .get(&gv_path(group, version))
-        .map(|d| (d.bytes.as_slice(), d.hash.as_str()))
+/// The document for a group-version and its hash (for ETag), if served. Documents of
+/// CustomResourceDefinition group-versions are built on request (they change at runtime).
+pub fn document_bytes(group: &str, version: &str) -> Option<(bytes::Bytes, String)> {
+    if let Some(d) = docs().get(&gv_path(group, version)) {
+        return Some((
+            bytes::Bytes::from_static(d.bytes.as_slice()),
+            d.hash.clone(),
+        ));
+    }
+    registry::dynamic()
+        .iter()
+        .any(|r| r.group == group && r.version == version)
+        .then(|| {
+            let bytes = serde_json::to_vec(&document(group, version)).expect("JSON serialises");
+            let hash = format!("{:016X}", fnv1a(&bytes));
+            (bytes::Bytes::from(bytes), hash)
+        })
 }
 
 fn definition_name(group: &str, version: &str, kind: &str) -> String {
+    if let Some(name) = crate::crd::definition_name(group, version, kind) {
+        return name;
+    }
     if let Some(name) = skiff_openapi::definition_for_kind(group, version, kind) {
         return name.to_string();
     }
@@ -175,8 +199,8 @@ fn document(group: &str, version: &str) -> Value {
     } else {
         format!("/apis/{group}/{version}")
     };
-    for res in registry::RESOURCES
-        .iter()
+    for res in registry::all()
+        .into_iter()
         .filter(|r| r.group == group && r.version == version)
     {
         let def = definition_name(res.group, res.version, res.kind);
@@ -366,6 +390,9 @@ fn document(group: &str, version: &str) -> Value {
 }
 
 fn components(group: &str, version: &str) -> Value {
+    if let Some(c) = crate::crd::components(group, version) {
+        return c;
+    }
     serde_json::from_slice(skiff_openapi::components_for(group, version))
         .expect("the schema crate embeds valid JSON")
 }
@@ -378,7 +405,7 @@ mod tests {
     fn patch_operations_carry_gvk_and_field_validation() {
         let (bytes, hash) = document_bytes("apps", "v1").unwrap();
         assert_eq!(hash.len(), 16);
-        let doc: Value = serde_json::from_slice(bytes).unwrap();
+        let doc: Value = serde_json::from_slice(&bytes).unwrap();
         let patch =
             &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
         assert_eq!(

@@ -560,6 +560,7 @@ pub async fn create(
                 random_suffix: &suffix,
             },
         )?;
+        crate::crd::admit(res, &mut obj, None)?;
         obj["kind"] = json!(res.kind);
         obj["apiVersion"] = json!(res.api_version());
         strategy::normalize(&mut obj);
@@ -761,6 +762,7 @@ pub async fn update(
             _ => UpdateKind::Main,
         };
         strategy::prepare_update(res, &mut new, &current, kind)?;
+        crate::crd::admit(res, &mut new, Some(&current))?;
         new["kind"] = json!(res.kind);
         new["apiVersion"] = json!(res.api_version());
         strategy::normalize(&mut new);

@@ -84,7 +84,7 @@ pub fn parse(path: &str) -> Result<Route, Status> {
     let (group, version, rest) = match segs.as_slice() {
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g] => {
-            if registry::RESOURCES.iter().any(|r| r.group == *g) {
+            if registry::all().iter().any(|r| r.group == *g) {
                 return Ok(Route::Group(g.to_string()));
             }
             return Err(Status::path_not_found());
@@ -92,10 +92,7 @@ pub fn parse(path: &str) -> Result<Route, Status> {
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return Err(Status::path_not_found()),
     };
-    if !registry::RESOURCES
-        .iter()
-        .any(|r| r.group == group && r.version == version)
-    {
+    if registry::lookup_gv(group, version).is_none() {
         return Err(Status::path_not_found());
     }
     if rest.is_empty() {

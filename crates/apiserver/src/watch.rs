@@ -100,7 +100,10 @@ fn table_with(
     with_columns: bool,
 ) -> Value {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let columns: Vec<Value> = if with_columns {
+    let custom = crate::crd::version(res);
+    let columns: Vec<Value> = if let (true, Some(v)) = (with_columns, &custom) {
+        v.column_defs()
+    } else if with_columns {
         printers::columns(res)
             .into_iter()
             .map(|c| {
@@ -124,7 +127,11 @@ fn table_with(
                     "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
                 }),
             };
-            let mut row = json!({"cells": printers::cells(res, obj, now)});
+            let cells = match &custom {
+                Some(v) => v.cells(obj, now),
+                None => printers::cells(res, obj, now),
+            };
+            let mut row = json!({"cells": cells});
             if let Some(c) = printers::row_conditions(res, obj) {
                 row["conditions"] = c;
             }

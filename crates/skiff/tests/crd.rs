@@ -1,0 +1,463 @@
+//! CustomResourceDefinitions end to end, with the real kubectl against a real server.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Server;
+use serde_json::Value;
+
+const CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names:
+    plural: widgets
+    singular: widget
+    kind: Widget
+    shortNames: [wg]
+    categories: [all]
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale:
+        specReplicasPath: .spec.replicas
+        statusReplicasPath: .status.replicas
+    additionalPrinterColumns:
+    - name: Size
+      type: string
+      jsonPath: .spec.size
+    - name: Replicas
+      type: integer
+      jsonPath: .spec.replicas
+    - name: Age
+      type: date
+      jsonPath: .metadata.creationTimestamp
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size]
+            properties:
+              size:
+                type: string
+                enum: [S, M, L]
+              replicas:
+                type: integer
+                minimum: 0
+                default: 1
+              color:
+                type: string
+                default: blue
+              extra:
+                type: object
+                x-kubernetes-preserve-unknown-fields: true
+          status:
+            type: object
+            properties:
+              replicas:
+                type: integer
+              phase:
+                type: string
+  - name: v1beta1
+    served: true
+    storage: false
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+"#;
+
+const CRS: &str = r#"
+apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: alpha
+spec:
+  size: M
+  unknownField: dropped
+  extra:
+    anything: {goes: here}
+---
+apiVersion: example.com/v1beta1
+kind: Widget
+metadata:
+  name: beta
+spec:
+  size: S
+  replicas: 3
+"#;
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn crd_lifecycle_with_kubectl() {
+    let mut s = Server::start();
+    let crd = s.manifest("crd.yaml", CRD);
+    let out = s.ok(&["apply", "-f", &crd]);
+    assert!(
+        out.contains("customresourcedefinition.apiextensions.k8s.io/widgets.example.com created"),
+        "{out}"
+    );
+    let started = Instant::now();
+    s.ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=10s",
+        "crd/widgets.example.com",
+    ]);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let crd_obj = json(&s.ok(&["get", "crd", "widgets.example.com", "-o", "json"]));
+    let conds = crd_obj["status"]["conditions"].as_array().unwrap();
+    for (t, r) in [
+        ("NamesAccepted", "NoConflicts"),
+        ("Established", "InitialNamesAccepted"),
+    ] {
+        assert!(
+            conds
+                .iter()
+                .any(|c| c["type"] == t && c["status"] == "True" && c["reason"] == r),
+            "{conds:?}"
+        );
+    }
+    assert_eq!(
+        crd_obj["status"]["storedVersions"],
+        serde_json::json!(["v1"])
+    );
+    assert_eq!(crd_obj["status"]["acceptedNames"]["kind"], "Widget");
+
+    // Discovery and OpenAPI.
+    let res = s.ok(&["api-resources", "--api-group=example.com"]);
+    assert!(
+        res.contains("widgets") && res.contains("wg") && res.contains("example.com/v1"),
+        "{res}"
+    );
+    let versions = s.ok(&["api-versions"]);
+    assert!(
+        versions.contains("example.com/v1\n") && versions.contains("example.com/v1beta1"),
+        "{versions}"
+    );
+    let doc = json(&s.ok(&["get", "--raw", "/openapi/v3/apis/example.com/v1"]));
+    assert!(doc["components"]["schemas"]["com.example.v1.Widget"].is_object());
+
+    // Create through both versions; defaults applied, unknown fields pruned.
+    let crs = s.manifest("crs.yaml", CRS);
+    let out = s.ok(&["create", "-f", &crs]);
+    assert!(
+        out.contains("widget.example.com/alpha created")
+            && out.contains("widget.example.com/beta created"),
+        "{out}"
+    );
+    let alpha = json(&s.ok(&["get", "widget", "alpha", "-o", "json"]));
+    assert_eq!(alpha["apiVersion"], "example.com/v1");
+    assert_eq!(alpha["spec"]["replicas"], 1);
+    assert_eq!(alpha["spec"]["color"], "blue");
+    assert!(alpha["spec"].get("unknownField").is_none(), "{alpha}");
+    assert_eq!(alpha["spec"]["extra"]["anything"]["goes"], "here");
+    assert_eq!(alpha["metadata"]["generation"], 1);
+    // v1beta1 preserves everything; read through v1 applies v1's view of the same object.
+    let beta = json(&s.ok(&["get", "widgets.v1beta1.example.com", "beta", "-o", "json"]));
+    assert_eq!(beta["apiVersion"], "example.com/v1beta1");
+    assert_eq!(beta["spec"]["replicas"], 3);
+    let beta_v1 = json(&s.ok(&["get", "widgets.v1.example.com", "beta", "-o", "json"]));
+    assert_eq!(beta_v1["apiVersion"], "example.com/v1");
+
+    // Printer columns.
+    let table = s.ok(&["get", "wg"]);
+    let header = table.lines().next().unwrap();
+    for col in ["NAME", "SIZE", "REPLICAS", "AGE"] {
+        assert!(header.contains(col), "{table}");
+    }
+    let row = table.lines().find(|l| l.starts_with("alpha")).unwrap();
+    assert!(row.contains(" M ") && row.contains(" 1 "), "{table}");
+
+    // Validation: upstream's causes.
+    let bad = s.manifest(
+        "bad.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: bad}\nspec:\n  size: XL\n  replicas: -2\n",
+    );
+    let err = s.fails(&["create", "-f", &bad]);
+    assert!(
+        err.contains("Widget \"bad\" is invalid")
+            && err.contains("spec.size: Unsupported value: \"XL\": supported values: \"S\", \"M\", \"L\"")
+            && err.contains("spec.replicas: Invalid value: -2: spec.replicas in body should be greater than or equal to 0"),
+        "{err}"
+    );
+    let missing = s.manifest(
+        "missing.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: missing}\nspec:\n  replicas: 2\n",
+    );
+    let err = s.fails(&["create", "-f", &missing]);
+    assert!(err.contains("spec.size: Required value"), "{err}");
+    let bad_json = s.manifest(
+        "bad.json",
+        r#"{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"bad"},"spec":{"size":"XL"}}"#,
+    );
+    let raw = s.kubectl(&[
+        "create",
+        "--raw",
+        "/apis/example.com/v1/namespaces/default/widgets",
+        "-f",
+        &bad_json,
+        "-v=6",
+    ]);
+    assert!(!raw.status.success());
+    let err = String::from_utf8_lossy(&raw.stderr);
+    assert!(err.contains("422 Unprocessable Entity"), "{err}");
+
+    // Scale and status subresources.
+    s.ok(&["scale", "widget", "alpha", "--replicas=5"]);
+    let alpha = json(&s.ok(&["get", "widget", "alpha", "-o", "json"]));
+    assert_eq!(alpha["spec"]["replicas"], 5);
+    assert_eq!(alpha["metadata"]["generation"], 2);
+    let scale = json(&s.ok(&[
+        "get",
+        "--raw",
+        "/apis/example.com/v1/namespaces/default/widgets/alpha/scale",
+    ]));
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["spec"]["replicas"], 5);
+    s.ok(&[
+        "patch",
+        "widget",
+        "alpha",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"replicas":5,"phase":"Ready","bogus":1}}"#,
+    ]);
+    // A main-resource write cannot change status.
+    s.ok(&[
+        "patch",
+        "widget",
+        "alpha",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Hacked"},"spec":{"size":"L"}}"#,
+    ]);
+    let alpha = json(&s.ok(&["get", "widget", "alpha", "-o", "json"]));
+    assert_eq!(alpha["status"]["phase"], "Ready");
+    assert_eq!(alpha["status"]["replicas"], 5);
+    assert!(alpha["status"].get("bogus").is_none());
+    assert_eq!(alpha["spec"]["size"], "L");
+
+    // Watch prints rows with the printer columns.
+    let mut child = Command::new(common::kubectl_bin(33))
+        .arg("--kubeconfig")
+        .arg(s.kubeconfig())
+        .args(["get", "widgets", "-w"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines: Vec<String> = Vec::new();
+    let mut wait_for = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+                let found = l.starts_with(needle);
+                lines.push(l);
+                if found {
+                    return;
+                }
+            }
+        }
+        panic!("watch never printed {needle:?}; got {lines:?}");
+    };
+    wait_for("alpha");
+    let gamma = s.manifest(
+        "gamma.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: gamma}\nspec: {size: S, replicas: 7}\n",
+    );
+    s.ok(&["apply", "-f", &gamma]);
+    wait_for("gamma");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // A restart keeps the CRD and its objects, served at once.
+    s.restart();
+    let names = s.ok(&["get", "widgets", "-o", "name"]);
+    for n in [
+        "widget.example.com/alpha",
+        "widget.example.com/beta",
+        "widget.example.com/gamma",
+    ] {
+        assert!(names.contains(n), "{names}");
+    }
+
+    // Deleting the CRD deletes its objects.
+    s.ok(&["delete", "crd", "widgets.example.com", "--timeout=20s"]);
+    wait_until("the CRD to be gone", || {
+        !s.kubectl(&["get", "crd", "widgets.example.com"])
+            .status
+            .success()
+    });
+    let err = s.fails(&[
+        "get",
+        "--raw",
+        "/apis/example.com/v1/namespaces/default/widgets",
+    ]);
+    assert!(
+        err.contains("NotFound") || err.contains("not found") || err.contains("404"),
+        "{err}"
+    );
+    // Recreating it finds no leftovers.
+    s.ok(&["apply", "-f", &crd]);
+    s.ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=10s",
+        "crd/widgets.example.com",
+    ]);
+    wait_until("widgets served again", || {
+        s.kubectl(&["get", "--raw", "/apis/example.com/v1/widgets"])
+            .status
+            .success()
+    });
+    let list = json(&s.ok(&["get", "--raw", "/apis/example.com/v1/widgets"]));
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+}
+
+#[test]
+fn non_structural_schema_and_name_conflicts() {
+    let s = Server::start();
+    let bad = s.manifest(
+        "bad-crd.yaml",
+        r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gadgets, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            properties:
+              size: {type: string}
+"#,
+    );
+    let err = s.fails(&["apply", "-f", &bad]);
+    assert!(
+        err.contains("CustomResourceDefinition \"gadgets.example.com\" is invalid")
+            && err.contains("spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields"),
+        "{err}"
+    );
+    let bad_json = s.manifest(
+        "bad-crd.json",
+        r#"{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition",
+            "metadata":{"name":"gadgets.example.com"},
+            "spec":{"group":"example.com","scope":"Namespaced","names":{"plural":"gadgets","kind":"Gadget"},
+              "versions":[{"name":"v1","served":true,"storage":true,
+                "schema":{"openAPIV3Schema":{"type":"object","properties":{"spec":{"properties":{}}}}}}]}}"#,
+    );
+    let raw = s.kubectl(&[
+        "create",
+        "--raw",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        "-f",
+        &bad_json,
+        "-v=6",
+    ]);
+    assert!(!raw.status.success());
+    let body = String::from_utf8_lossy(&raw.stderr);
+    assert!(body.contains("422 Unprocessable Entity"), "{body}");
+
+    // Two CRDs asking for the same kind in one group: the second is not accepted.
+    let mk = |plural: &str| {
+        format!(
+            r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: {plural}.example.com
+spec:
+  group: example.com
+  scope: Cluster
+  names: {{plural: {plural}, kind: Thing}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
+"#
+        )
+    };
+    let first = s.manifest("first.yaml", &mk("things"));
+    s.ok(&["apply", "-f", &first]);
+    s.ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=10s",
+        "crd/things.example.com",
+    ]);
+    let second = s.manifest("second.yaml", &mk("otherthings"));
+    s.ok(&["apply", "-f", &second]);
+    let conflicted = |v: &Value| {
+        v["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter().any(|c| {
+                c["type"] == "NamesAccepted"
+                    && c["status"] == "False"
+                    && c["reason"] == "SingularConflict"
+            })
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = s.kubectl(&["get", "crd", "otherthings.example.com", "-o", "json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if conflicted(&v) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no conflict reported: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = s.kubectl(&["get", "--raw", "/apis/example.com/v1/otherthings"]);
+    assert!(!out.status.success(), "a conflicting CRD is not served");
+    s.ok(&["get", "--raw", "/apis/example.com/v1/things"]);
+}
