@@ -331,3 +331,59 @@ fn garbage_collector_foreground_deletes_dependents_first() {
     let left = get_json(&s, &["cm", "-l", "gc=test"]);
     assert_eq!(left["items"], json!([]));
 }
+
+fn lease(s: &Server) -> Value {
+    get_json(
+        s,
+        &["-n", "kube-system", "lease", "kube-controller-manager"],
+    )
+}
+
+#[test]
+fn controller_manager_holds_a_client_go_style_lease() {
+    let mut s = Server::start();
+    eventually("the controller manager's Lease", || {
+        exists(
+            &s,
+            &["-n", "kube-system", "lease", "kube-controller-manager"],
+        )
+    });
+    let l = lease(&s);
+    let holder = l["spec"]["holderIdentity"].as_str().unwrap().to_string();
+    assert!(!holder.is_empty(), "{l}");
+    assert_eq!(l["spec"]["leaseDurationSeconds"], 15);
+    let renewed = l["spec"]["renewTime"].clone();
+    eventually("the Lease renewed", || {
+        lease(&s)["spec"]["renewTime"] != renewed
+    });
+
+    // Another holder with a fresh record is respected: this process stops acting...
+    let mut foreign = lease(&s);
+    foreign["spec"]["holderIdentity"] = json!("elsewhere");
+    let f = s.manifest("lease.json", &foreign.to_string());
+    s.ok(&["replace", "-f", &f]);
+    eventually("leadership given up", || {
+        s.log_text()
+            .contains("lost the lease kube-system/kube-controller-manager")
+    });
+    // ...and takes over once that holder stops renewing (after leaseDurationSeconds).
+    eventually("leadership taken back", || {
+        lease(&s)["spec"]["holderIdentity"] == json!(holder)
+    });
+    assert!(lease(&s)["spec"]["leaseTransitions"].as_i64().unwrap() >= 1);
+    s.ok(&["create", "namespace", "after-takeover"]);
+    eventually("controllers act again", || {
+        exists(&s, &["-n", "after-takeover", "serviceaccount", "default"])
+    });
+
+    // A clean shutdown releases the Lease, so the restarted process leads at once.
+    s.restart();
+    eventually("a new holder after restart", || {
+        let h = lease(&s)["spec"]["holderIdentity"].clone();
+        h.is_string() && h != json!(holder)
+    });
+    s.ok(&["create", "namespace", "after-restart"]);
+    eventually("controllers act after restart", || {
+        exists(&s, &["-n", "after-restart", "serviceaccount", "default"])
+    });
+}
