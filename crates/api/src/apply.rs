@@ -923,6 +923,8 @@ pub enum Scope {
     Main { status_subresource: bool },
     /// `/status`: only `status` counts.
     Status,
+    /// `/scale`: only `spec.replicas` counts.
+    Scale,
     /// Everything counts (`/scale` views, internal writes).
     All,
 }
@@ -931,6 +933,7 @@ impl Scope {
     fn subresource(self) -> &'static str {
         match self {
             Scope::Status => "status",
+            Scope::Scale => "scale",
             _ => "",
         }
     }
@@ -973,6 +976,11 @@ impl Scope {
             Scope::Status => {
                 s.members.clear();
                 s.children.retain(|pe, _| *pe == status);
+            }
+            Scope::Scale => {
+                let mut replicas = FieldSet::default();
+                replicas.insert(&[Pe::Field("spec".into()), Pe::Field("replicas".into())]);
+                s = s.intersection(&replicas);
             }
             _ => {}
         }
@@ -1067,7 +1075,7 @@ pub struct Write<'a> {
 pub fn track_update(w: &Write, live: Option<&Value>, new: &mut Value) {
     // As upstream: managedFields sent by the client replace the stored ones (an empty list
     // resets them), except on subresources; if they are absent or invalid, the live ones.
-    let requested = if w.scope == Scope::Status {
+    let requested = if matches!(w.scope, Scope::Status | Scope::Scale) {
         None
     } else {
         match new.pointer("/metadata/managedFields") {

@@ -12,6 +12,7 @@
 
 pub mod crd;
 pub mod discovery;
+pub mod managed;
 pub mod metrics;
 pub mod negotiate;
 pub mod openapi;

@@ -50,6 +50,16 @@ async fn serve_inner(
     parts: &Parts,
     body: impl Future<Output = Result<Bytes, Status>>,
 ) -> Result<Resp, Status> {
+    crate::managed::scope(q, parts, serve_request(srv, rr, q, parts, body)).await
+}
+
+async fn serve_request(
+    srv: &Arc<ApiServer>,
+    rr: &ResourceRequest,
+    q: &Query,
+    parts: &Parts,
+    body: impl Future<Output = Result<Bytes, Status>>,
+) -> Result<Resp, Status> {
     let res = rr.res;
     // Upstream serves namespaced resources outside a namespace for list and watch only:
     // other methods there have no route (go-restful's 405).
@@ -244,21 +254,24 @@ async fn serve_inner(
             }
             let body = body.await?;
             let fmt = negotiate::body_format(header_str(parts, header::CONTENT_TYPE))?;
+            crate::managed::check_patch_options(fmt, q)?;
             let change = match fmt {
                 BodyFormat::Json | BodyFormat::Yaml | BodyFormat::Protobuf => {
                     return Err(Status::unsupported_media_type(
                         header_str(parts, header::CONTENT_TYPE).unwrap_or(""),
                     ))
                 }
-                BodyFormat::ApplyPatch => {
-                    return Err(Status::unsupported_media_type(
-                        "application/apply-patch+yaml (server-side apply is not supported yet)",
-                    ))
-                }
+                BodyFormat::ApplyPatch => Change::Apply(crate::managed::apply_patch(rr, q, &body)?),
                 BodyFormat::JsonPatch => Change::JsonPatch(json_patch_doc(&body)?),
                 BodyFormat::MergePatch => Change::MergePatch(patch_doc(&body)?),
                 BodyFormat::StrategicMergePatch => Change::Strategic(patch_doc(&body)?),
             };
+            if let Change::Apply(a) = &change {
+                let created = crate::managed::create_on_apply(srv, rr, name, a, q.dry_run).await?;
+                if let Some(obj) = created {
+                    return Ok(object_response(res, StatusCode::CREATED, &obj, out));
+                }
+            }
             let updated = update(srv, rr, name, change, q.dry_run).await?;
             Ok(object_response(
                 res,
@@ -564,6 +577,7 @@ pub async fn create(
         obj["kind"] = json!(res.kind);
         obj["apiVersion"] = json!(res.api_version());
         strategy::normalize(&mut obj);
+        crate::managed::on_create(res, &mut obj);
         name = meta_str(&obj, "name").unwrap_or_default().to_string();
         if dry_run {
             return Ok(obj);
@@ -621,6 +635,8 @@ pub enum Change {
     JsonPatch(json_patch::Patch),
     MergePatch(Value),
     Strategic(Value),
+    /// Server-side apply; the merge runs in `crate::managed`.
+    Apply(crate::managed::ApplyPatch),
 }
 
 impl Change {
@@ -648,6 +664,7 @@ impl Change {
             }
             Change::Strategic(p) => skiff_api::patch::strategic_merge(definition, current, p)
                 .map_err(|e| Status::bad_request(format!("invalid strategic merge patch: {e}"))),
+            Change::Apply(_) => Ok(current.clone()),
         }
     }
 
@@ -680,6 +697,9 @@ pub async fn update(
             _ => skiff_openapi::definition_for_kind(res.group, res.version, res.kind),
         };
         let mut new = change.apply(&base, definition)?;
+        if let Change::Apply(a) = &change {
+            a.run(rr, &current, &mut new)?;
+        }
         if !new.is_object() {
             return Err(Status::bad_request("the result must be a JSON object"));
         }
@@ -766,6 +786,11 @@ pub async fn update(
         new["kind"] = json!(res.kind);
         new["apiVersion"] = json!(res.api_version());
         strategy::normalize(&mut new);
+        let applied = match &change {
+            Change::Apply(a) => Some(a),
+            _ => None,
+        };
+        crate::managed::on_update(rr, &current, &mut new, applied);
         if dry_run {
             stamp(res, &mut new, rev);
             return Ok(new);
