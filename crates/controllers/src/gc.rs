@@ -307,9 +307,11 @@ impl Gc {
             return Ok(Next::Done);
         }
         // No owner remains (or all wait for their dependents): delete this object.
-        let policy = if !waiting.is_empty() && self.graph.lock().unwrap().has_dependents(uid) {
-            PropagationPolicy::Foreground
-        } else if node.has_finalizer(ORPHAN) {
+        if !waiting.is_empty() && self.graph.lock().unwrap().has_dependents(uid) {
+            self.delete_in_foreground(&node).await?;
+            return Ok(Next::Done);
+        }
+        let policy = if node.has_finalizer(ORPHAN) {
             PropagationPolicy::Orphan
         } else if node.has_finalizer(FOREGROUND) {
             PropagationPolicy::Foreground
@@ -408,6 +410,9 @@ impl Gc {
         };
         let mut blocking = 0;
         for d in &deps {
+            if d.uid == owner.uid {
+                continue; // a reference to itself cannot block an object's deletion
+            }
             let blocks = d
                 .owners
                 .iter()
@@ -416,12 +421,11 @@ impl Gc {
                 blocking += 1;
             }
             if !d.deleting {
-                let policy = if with_deps.contains(&d.uid) {
-                    PropagationPolicy::Foreground
+                if with_deps.contains(&d.uid) {
+                    self.delete_in_foreground(d).await?;
                 } else {
-                    PropagationPolicy::Background
-                };
-                self.delete(d, policy).await?;
+                    self.delete(d, PropagationPolicy::Background).await?;
+                }
             }
         }
         if blocking > 0 {
@@ -431,6 +435,37 @@ impl Gc {
         }
         self.remove_finalizer(owner, FOREGROUND).await?;
         Ok(Next::Done)
+    }
+
+    /// Deletes `n`, which has dependents of its own, with Foreground propagation. As
+    /// upstream, if one of its dependents is itself waiting for its dependents (a cycle of
+    /// owner references), `n`'s references are made non-blocking first so that the cycle
+    /// cannot hold every member forever.
+    async fn delete_in_foreground(&self, n: &Node) -> anyhow::Result<()> {
+        let cycle = self
+            .graph
+            .lock()
+            .unwrap()
+            .dependents_of(&n.uid)
+            .iter()
+            .any(|d| d.deleting_dependents());
+        let blocks = n
+            .owners
+            .iter()
+            .any(|r| r.block_owner_deletion == Some(true));
+        if cycle && blocks {
+            let refs = n
+                .owners
+                .iter()
+                .cloned()
+                .map(|mut r| {
+                    r.block_owner_deletion = Some(false);
+                    r
+                })
+                .collect();
+            self.set_owner_refs(n, refs).await?;
+        }
+        self.delete(n, PropagationPolicy::Foreground).await
     }
 
     async fn delete(&self, n: &Node, policy: PropagationPolicy) -> anyhow::Result<()> {

@@ -387,3 +387,52 @@ fn controller_manager_holds_a_client_go_style_lease() {
         exists(&s, &["-n", "after-restart", "serviceaccount", "default"])
     });
 }
+
+/// Sets the ownerReferences of ConfigMap `name` (a JSON merge patch).
+fn set_owners(s: &Server, name: &str, owners: &[(&str, &str, bool)]) {
+    let refs: Vec<Value> = owners
+        .iter()
+        .map(|(n, u, block)| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "name": n, "uid": u,
+                   "blockOwnerDeletion": block})
+        })
+        .collect();
+    let patch = json!({"metadata": {"ownerReferences": refs}}).to_string();
+    s.ok(&["patch", "cm", name, "--type=merge", "-p", &patch]);
+}
+
+#[test]
+fn garbage_collector_survives_owner_cycles() {
+    let s = Server::start();
+    // a and b own each other, both blocking: a foreground deletion must still finish.
+    owned_cm(&s, "a", &[]);
+    let a = uid(&s, &["cm", "a"]);
+    owned_cm(&s, "b", &[("a", &a, true)]);
+    let b = uid(&s, &["cm", "b"]);
+    set_owners(&s, "a", &[("b", &b, true)]);
+    // c owns itself.
+    owned_cm(&s, "c", &[]);
+    let c = uid(&s, &["cm", "c"]);
+    set_owners(&s, "c", &[("c", &c, true)]);
+    // Nothing is collected while every owner exists.
+    owned_cm(&s, "marker", &[("a", &a, false)]);
+
+    assert!(exists(&s, &["cm", "b"]) && exists(&s, &["cm", "marker"]));
+    s.ok(&["delete", "cm", "a", "--cascade=foreground", "--timeout=60s"]);
+    eventually("the cycle collected", || {
+        !exists(&s, &["cm", "b"]) && !exists(&s, &["cm", "marker"])
+    });
+    s.ok(&["delete", "cm", "c", "--cascade=foreground", "--timeout=60s"]);
+
+    // Background deletion of a member of a cycle collects the rest.
+    owned_cm(&s, "x", &[]);
+    let x = uid(&s, &["cm", "x"]);
+    owned_cm(&s, "y", &[("x", &x, true)]);
+    let y = uid(&s, &["cm", "y"]);
+    set_owners(&s, "x", &[("y", &y, true)]);
+    s.ok(&["delete", "cm", "x"]);
+    eventually("y collected", || !exists(&s, &["cm", "y"]));
+    let left = get_json(&s, &["cm", "-l", "gc=test"]);
+    assert_eq!(left["items"], json!([]));
+    assert!(!s.log_text().contains("panicked"));
+}
