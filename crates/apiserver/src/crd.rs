@@ -56,6 +56,84 @@ pub struct Version {
     /// `openAPIV3Schema`.
     pub schema: Option<Value>,
     pub columns: Vec<PrinterColumn>,
+    /// The `/scale` subresource's paths, as JSON pointers.
+    pub scale: Option<ScalePaths>,
+}
+
+/// `subresources.scale` of a CRD version, as JSON pointers (`/spec/replicas`).
+#[derive(Clone, Debug)]
+pub struct ScalePaths {
+    pub spec_replicas: String,
+    pub status_replicas: String,
+    pub label_selector: Option<String>,
+}
+
+/// `.spec.replicas` to `/spec/replicas`.
+fn pointer(path: &str) -> String {
+    path.trim_start_matches('.')
+        .split('.')
+        .map(escape)
+        .fold(String::new(), |acc, seg| format!("{acc}/{seg}"))
+}
+
+/// The `autoscaling/v1` Scale of a custom resource (upstream's scale subresource for
+/// CRDs), or None when the row is not a custom resource with a scale subresource.
+pub fn scale_view(res: &Resource, obj: &Value) -> Option<Value> {
+    let v = version(res)?;
+    let p = v.scale.as_ref()?;
+    let mut meta = Map::new();
+    for k in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
+        if let Some(x) = obj.pointer(&format!("/metadata/{k}")) {
+            meta.insert(k.into(), x.clone());
+        }
+    }
+    let mut status = json!({
+        "replicas": obj.pointer(&p.status_replicas).cloned().unwrap_or(json!(0)),
+    });
+    if let Some(sel) = p
+        .label_selector
+        .as_ref()
+        .and_then(|l| obj.pointer(l))
+        .and_then(Value::as_str)
+    {
+        status["selector"] = json!(sel);
+    }
+    Some(json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": meta,
+        "spec": {"replicas": obj.pointer(&p.spec_replicas).cloned().unwrap_or(json!(0))},
+        "status": status,
+    }))
+}
+
+/// Writes a new replica count at the CRD's `specReplicasPath`; false when the row is not a
+/// custom resource with a scale subresource.
+pub fn set_replicas(res: &Resource, obj: &mut Value, replicas: i64) -> bool {
+    let Some(p) = version(res).and_then(|v| v.scale.clone()) else {
+        return false;
+    };
+    let mut cur = obj;
+    let segs: Vec<&str> = p.spec_replicas.split('/').skip(1).collect();
+    for (i, seg) in segs.iter().enumerate() {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        let m = cur.as_object_mut().expect("made an object");
+        if i + 1 == segs.len() {
+            m.insert(seg, json!(replicas));
+            return true;
+        }
+        cur = m.entry(seg).or_insert_with(|| json!({}));
+    }
+    true
 }
 
 type Rows = Vec<(&'static Resource, Arc<Version>)>;
@@ -66,6 +144,8 @@ struct State {
     rows: HashMap<usize, Arc<Version>>,
     /// CRD name -> (fingerprint of its spec, its rows with their infos).
     built: HashMap<String, (String, Rows)>,
+    /// CRDs being deleted: their resources take no new objects.
+    terminating: std::collections::HashSet<String>,
 }
 
 static STATE: LazyLock<RwLock<State>> = LazyLock::new(|| RwLock::new(State::default()));
@@ -82,6 +162,22 @@ pub fn version(res: &Resource) -> Option<Arc<Version>> {
         .rows
         .get(&key(res))
         .cloned()
+}
+
+fn terminating(crd_name: &str) -> bool {
+    STATE
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .terminating
+        .contains(crd_name)
+}
+
+/// Applies the schema's defaults to an object read from storage, as upstream does, so
+/// objects written before a default was added read with it.
+pub fn on_read(res: &Resource, obj: &mut Value) {
+    if let Some(schema) = version(res).as_ref().and_then(|v| v.schema.as_ref()) {
+        apply_defaults(obj, schema);
+    }
 }
 
 fn is_crd_row(res: &Resource) -> bool {
@@ -101,6 +197,11 @@ pub fn admit(res: &Resource, obj: &mut Value, old: Option<&Value>) -> Result<(),
     let Some(v) = version(res) else {
         return Ok(());
     };
+    if old.is_none() && terminating(&v.crd_name) {
+        return Err(Status::method_not_allowed(
+            "create not allowed while custom resource definition is terminating",
+        ));
+    }
     let Some(schema) = &v.schema else {
         return Ok(());
     };
@@ -287,6 +388,20 @@ fn admit_crd(obj: &mut Value, old: Option<&Value>) -> Result<(), Status> {
             if let Some(cols) = v.get("additionalPrinterColumns").and_then(Value::as_array) {
                 for (j, c) in cols.iter().enumerate() {
                     let cp = format!("{path}.additionalPrinterColumns[{j}]");
+                    if let Some(t) = c
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .filter(|t| !t.is_empty())
+                    {
+                        let types = ["integer", "number", "string", "boolean", "date"];
+                        if !types.contains(&t) {
+                            causes.push(Cause::not_supported(
+                                &format!("{cp}.type"),
+                                &format!("{t:?}"),
+                                &types,
+                            ));
+                        }
+                    }
                     for f in ["name", "type", "jsonPath"] {
                         if c.get(f).and_then(Value::as_str).is_none_or(str::is_empty) {
                             causes.push(Cause::new(
@@ -299,6 +414,15 @@ fn admit_crd(obj: &mut Value, old: Option<&Value>) -> Result<(), Status> {
                 }
             }
         }
+    }
+    match spec.pointer("/conversion/strategy").and_then(Value::as_str) {
+        // Webhook conversion is accepted, but served as None (no webhook calls yet).
+        None | Some("None") | Some("Webhook") => {}
+        Some(other) => causes.push(Cause::not_supported(
+            "spec.conversion.strategy",
+            &format!("{other:?}"),
+            &["None", "Webhook"],
+        )),
     }
     if let Some(old) = old {
         if old.pointer("/spec/scope") != spec.get("scope") {
@@ -1069,6 +1193,16 @@ fn build_rows(name: &str, crd: &Value) -> Rows {
                 crd_name: name.to_string(),
                 schema: v.pointer("/schema/openAPIV3Schema").cloned(),
                 columns,
+                scale: v.pointer("/subresources/scale").map(|sc| {
+                    let f = |k: &str| sc.get(k).and_then(Value::as_str).map(pointer);
+                    ScalePaths {
+                        spec_replicas: f("specReplicasPath")
+                            .unwrap_or_else(|| "/spec/replicas".into()),
+                        status_replicas: f("statusReplicasPath")
+                            .unwrap_or_else(|| "/status/replicas".into()),
+                        label_selector: f("labelSelectorPath"),
+                    }
+                }),
             });
             (row, info)
         })
@@ -1350,6 +1484,11 @@ async fn sync(srv: &ApiServer) -> Result<i64, StoreError> {
             live.push(name);
         }
         state.built.retain(|n, _| live.contains(n));
+        state.terminating = crds
+            .iter()
+            .filter(|(_, c)| c.pointer("/metadata/deletionTimestamp").is_some())
+            .filter_map(|(_, c)| meta_str(c, "name").map(String::from))
+            .collect();
         state.rows = infos;
         registry::set_dynamic(rows);
     }

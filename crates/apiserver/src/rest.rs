@@ -421,6 +421,7 @@ pub fn decode_stored(res: &Resource, kv: &KeyValue) -> Result<Value, Status> {
         Status::internal(format!("stored object {} is not valid JSON: {e}", kv.key))
     })?;
     stamp(res, &mut obj, kv.mod_revision);
+    crate::crd::on_read(res, &mut obj);
     Ok(obj)
 }
 
@@ -874,6 +875,9 @@ fn scale_resource() -> &'static Resource {
 
 /// The `autoscaling/v1` Scale view of a scalable object.
 fn scale_view(res: &Resource, obj: &Value) -> Result<Value, Status> {
+    if let Some(scale) = crate::crd::scale_view(res, obj) {
+        return Ok(scale);
+    }
     let m = strategy::meta(obj).cloned().unwrap_or_default();
     let selector = obj
         .pointer("/spec/selector")
@@ -974,7 +978,9 @@ fn apply_scale(res: &Resource, current: &Value, scale: &Value) -> Result<Value, 
     }
     let _ = res;
     let mut new = current.clone();
-    new["spec"]["replicas"] = json!(replicas);
+    if !crate::crd::set_replicas(res, &mut new, replicas) {
+        new["spec"]["replicas"] = json!(replicas);
+    }
     if let Some(rv) = meta_str(scale, "resourceVersion") {
         strategy::meta_mut(&mut new).insert("resourceVersion".into(), json!(rv));
     }

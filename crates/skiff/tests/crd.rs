@@ -32,6 +32,7 @@ spec:
       scale:
         specReplicasPath: .spec.replicas
         statusReplicasPath: .status.replicas
+        labelSelectorPath: .status.selector
     additionalPrinterColumns:
     - name: Size
       type: string
@@ -69,6 +70,8 @@ spec:
               replicas:
                 type: integer
               phase:
+                type: string
+              selector:
                 type: string
   - name: v1beta1
     served: true
@@ -249,8 +252,15 @@ fn crd_lifecycle_with_kubectl() {
         "--subresource=status",
         "--type=merge",
         "-p",
-        r#"{"status":{"replicas":5,"phase":"Ready","bogus":1}}"#,
+        r#"{"status":{"replicas":5,"phase":"Ready","selector":"app=w","bogus":1}}"#,
     ]);
+    let scale = json(&s.ok(&[
+        "get",
+        "--raw",
+        "/apis/example.com/v1/namespaces/default/widgets/alpha/scale",
+    ]));
+    assert_eq!(scale["status"]["replicas"], 5);
+    assert_eq!(scale["status"]["selector"], "app=w");
     // A main-resource write cannot change status.
     s.ok(&[
         "patch",
@@ -307,6 +317,20 @@ fn crd_lifecycle_with_kubectl() {
     wait_for("gamma");
     let _ = child.kill();
     let _ = child.wait();
+
+    // A default added later applies to stored objects when they are read.
+    s.ok(&[
+        "patch",
+        "crd",
+        "widgets.example.com",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/mode","value":{"type":"string","default":"auto"}}]"#,
+    ]);
+    wait_until("the new default on read", || {
+        let a = json(&s.ok(&["get", "widget", "alpha", "-o", "json"]));
+        a["spec"]["mode"] == "auto"
+    });
 
     // A restart keeps the CRD and its objects, served at once.
     s.restart();
