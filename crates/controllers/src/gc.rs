@@ -32,7 +32,7 @@ use crate::queue::{run_workers, Next, WorkQueue};
 pub const ORPHAN: &str = "orphan";
 pub const FOREGROUND: &str = "foregroundDeletion";
 
-/// How often discovery is re-run to find new resources (CRDs).
+/// How often discovery is re-run to find new resources, besides when CRDs change.
 const REDISCOVERY: Duration = Duration::from_secs(30);
 
 type Uid = String;
@@ -165,6 +165,8 @@ struct Gc {
     client: Client,
     graph: Mutex<Graph>,
     discovery: RwLock<Option<Arc<Discovery>>>,
+    /// Asks for discovery to run again now (a CRD changed, or an owner kind is unknown).
+    rediscover: tokio::sync::Notify,
     queue: Arc<WorkQueue<Uid>>,
 }
 
@@ -173,6 +175,7 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
         client: client.clone(),
         graph: Mutex::new(Graph::default()),
         discovery: RwLock::new(None),
+        rediscover: tokio::sync::Notify::new(),
         queue: WorkQueue::new(),
     });
     let g = gc.clone();
@@ -215,7 +218,9 @@ impl Gc {
                 }
                 Err(e) => tracing::warn!("garbage collector: discovery failed: {e}"),
             }
-            tokio::time::sleep(REDISCOVERY).await;
+            let _ = tokio::time::timeout(REDISCOVERY, self.rediscover.notified()).await;
+            // Coalesce bursts (a CRD is created, then becomes established).
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
@@ -224,6 +229,7 @@ impl Gc {
         let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
         let what = format!("{}/{}", ar.api_version, ar.plural);
         let mut seen: Option<HashSet<Uid>> = None;
+        let crds = ar.group == "apiextensions.k8s.io" && ar.plural == "customresourcedefinitions";
         let this = self.clone();
         for_each_event(&what, stream, move |ev| {
             let todo = {
@@ -261,6 +267,9 @@ impl Gc {
             };
             for uid in todo {
                 this.queue.add(uid);
+            }
+            if crds {
+                this.rediscover.notify_one();
             }
         })
         .await
@@ -350,6 +359,7 @@ impl Gc {
             .as_ref()
             .and_then(|d| d.resolve_gvk(&gvk));
         let Some((ar, caps)) = resolved else {
+            self.rediscover.notify_one();
             anyhow::bail!(
                 "cannot resolve the owner kind {}/{} of {} {}",
                 r.api_version,
