@@ -589,34 +589,60 @@ fn preserves(s: &Value) -> bool {
 
 /// Drops fields the schema does not specify (upstream's `structuralpruning.Prune`).
 fn prune(v: &mut Value, s: &Value, root: bool) {
+    prune_at(v, s, root, "", &mut Vec::new());
+}
+
+/// The paths of the fields pruning would drop from `obj` (`spec.foo`, `spec.list[0].x`),
+/// for strict field validation of custom resources; None when `res` is not one.
+pub fn unknown_fields(res: &Resource, obj: &Value) -> Option<Vec<String>> {
+    let v = version(res)?;
+    let schema = v.schema.as_ref()?;
+    let mut copy = obj.clone();
+    let mut dropped = Vec::new();
+    prune_at(&mut copy, schema, true, "", &mut dropped);
+    Some(dropped)
+}
+
+fn prune_at(v: &mut Value, s: &Value, root: bool, path: &str, dropped: &mut Vec<String>) {
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
     match v {
         Value::Object(m) => {
             let props = s.get("properties").and_then(Value::as_object);
             let ap = s.get("additionalProperties");
-            let keep_unknown = preserves(s)
-                || ap == Some(&json!(true))
+            let keep_unknown = preserves(s) || ap == Some(&json!(true));
+            // Embedded objects keep their type and metadata, as the root does.
+            let embedded = root
                 || s.get("x-kubernetes-embedded-resource")
-                    .is_some_and(|e| e == &json!(true))
-                    && preserves(s);
+                    .and_then(Value::as_bool)
+                    == Some(true);
             m.retain(|k, child| {
-                if root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                if embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
                     return true;
                 }
                 if let Some(ps) = props.and_then(|p| p.get(k)) {
-                    prune(child, ps, false);
+                    prune_at(child, ps, false, &join(k), dropped);
                     return true;
                 }
                 if let Some(a) = ap.filter(|a| a.is_object()) {
-                    prune(child, a, false);
+                    prune_at(child, a, false, &join(k), dropped);
                     return true;
+                }
+                if !keep_unknown {
+                    dropped.push(join(k));
                 }
                 keep_unknown
             });
         }
         Value::Array(a) => {
             if let Some(items) = s.get("items").filter(|i| i.is_object()) {
-                for x in a {
-                    prune(x, items, false);
+                for (i, x) in a.iter_mut().enumerate() {
+                    prune_at(x, items, false, &format!("{path}[{i}]"), dropped);
                 }
             }
         }
@@ -1640,6 +1666,9 @@ mod tests {
         let s = schema();
         let mut o = json!({"apiVersion": "a/v1", "kind": "K", "metadata": {"name": "x"},
             "spec": {"size": "S", "junk": 1, "extra": {"anything": {"goes": true}}}, "top": 1});
+        let mut dropped = Vec::new();
+        prune_at(&mut o.clone(), &s, true, "", &mut dropped);
+        assert_eq!(dropped, vec!["spec.junk".to_string(), "top".to_string()]);
         prune(&mut o, &s, true);
         apply_defaults(&mut o, &s);
         assert_eq!(

@@ -167,10 +167,13 @@ fn crd_lifecycle_with_kubectl() {
     );
     let doc = json(&s.ok(&["get", "--raw", "/openapi/v3/apis/example.com/v1"]));
     assert!(doc["components"]["schemas"]["com.example.v1.Widget"].is_object());
+    let explain = s.ok(&["explain", "widgets.spec.size"]);
+    assert!(explain.contains("KIND:") && explain.contains("Widget"), "{explain}");
 
     // Create through both versions; defaults applied, unknown fields pruned.
     let crs = s.manifest("crs.yaml", CRS);
-    let out = s.ok(&["create", "-f", &crs]);
+    // `--validate=false`: unknown fields are pruned silently (Strict would reject them).
+    let out = s.ok(&["create", "--validate=false", "-f", &crs]);
     assert!(
         out.contains("widget.example.com/alpha created")
             && out.contains("widget.example.com/beta created"),
@@ -313,7 +316,7 @@ fn crd_lifecycle_with_kubectl() {
         "gamma.yaml",
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: gamma}\nspec: {size: S, replicas: 7}\n",
     );
-    s.ok(&["apply", "-f", &gamma]);
+    s.ok(&["apply", "--server-side", "-f", &gamma]);
     wait_for("gamma");
     let _ = child.kill();
     let _ = child.wait();
