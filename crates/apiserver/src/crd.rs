@@ -1357,11 +1357,7 @@ fn desired_status(crd: &Value, conflict: Option<(&str, String)>) -> Value {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let now = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .expect("zero nanoseconds")
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("formatting UTC");
+    let now = now_rfc3339();
     for c in &mut conds {
         let t = old
             .iter()
@@ -1549,27 +1545,61 @@ async fn cleanup(srv: &ApiServer, crd: &Value) -> Result<(), StoreError> {
         .and_then(Value::as_str)
         .unwrap_or_default();
     let name = meta_str(crd, "name").unwrap_or_default().to_string();
+    let mut remaining = 0usize;
     if !group.is_empty() && !plural.is_empty() {
         let prefix = format!("/registry/{group}/{plural}/");
+        let mut start_after = None;
         loop {
             let page = srv
                 .store
                 .list(&ListRequest {
                     prefix: prefix.clone(),
                     limit: 500,
+                    start_after: start_after.clone(),
                     ..Default::default()
                 })
                 .await?;
             for kv in &page.kvs {
-                match srv.store.delete(&kv.key, None).await {
-                    Ok(_) | Err(StoreError::NotFound { .. }) => {}
-                    Err(e) => return Err(e),
+                let obj: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
+                let has_finalizers = obj
+                    .pointer("/metadata/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty());
+                if !has_finalizers {
+                    match srv.store.delete(&kv.key, Some(kv.mod_revision)).await {
+                        Ok(_) | Err(StoreError::NotFound { .. }) => {}
+                        Err(StoreError::Conflict { .. }) => remaining += 1,
+                        Err(e) => return Err(e),
+                    }
+                    continue;
+                }
+                // As a delete through the API: the object waits for its finalizers.
+                remaining += 1;
+                if obj.pointer("/metadata/deletionTimestamp").is_none() {
+                    let mut obj = obj;
+                    obj["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+                    obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+                    let bytes =
+                        bytes::Bytes::from(serde_json::to_vec(&obj).expect("JSON serialises"));
+                    match srv
+                        .store
+                        .update(&kv.key, bytes, Some(kv.mod_revision))
+                        .await
+                    {
+                        Ok(_) | Err(StoreError::NotFound { .. } | StoreError::Conflict { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
                 }
             }
             if !page.more {
                 break;
             }
+            start_after = page.kvs.last().map(|kv| kv.key.clone());
         }
+    }
+    if remaining > 0 {
+        // Retried by the controller loop while the CRD is terminating.
+        return Ok(());
     }
     let key = format!("{CRD_PREFIX}{name}");
     for _ in 0..8 {
@@ -1607,6 +1637,22 @@ async fn cleanup(srv: &ApiServer, crd: &Value) -> Result<(), StoreError> {
     Ok(())
 }
 
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("zero nanoseconds")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formatting UTC")
+}
+
+fn any_terminating() -> bool {
+    !STATE
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .terminating
+        .is_empty()
+}
+
 /// Loads every CRD (so they are served before the server reports ready), then follows the
 /// store in the background.
 pub async fn start(srv: Arc<ApiServer>) -> Result<(), Status> {
@@ -1617,19 +1663,32 @@ pub async fn start(srv: Arc<ApiServer>) -> Result<(), Status> {
         loop {
             match srv.store.watch(CRD_PREFIX, rev + 1).await {
                 Ok(mut stream) => {
-                    while let Some(ev) = stream.next().await {
-                        match ev {
-                            Ok(ev) => {
-                                let _ = ev;
-                                match sync(&srv).await {
-                                    Ok(r) => rev = r,
-                                    Err(e) => tracing::warn!("syncing CRDs: {e}"),
+                    loop {
+                        // While a CRD is terminating, its objects' finalizers are polled.
+                        let next = if any_terminating() {
+                            match tokio::time::timeout(Duration::from_secs(1), stream.next()).await
+                            {
+                                Ok(ev) => ev,
+                                Err(_) => {
+                                    if let Err(e) = sync(&srv).await {
+                                        tracing::warn!("syncing CRDs: {e}");
+                                    }
+                                    continue;
                                 }
                             }
-                            Err(e) => {
+                        } else {
+                            stream.next().await
+                        };
+                        match next {
+                            Some(Ok(_)) => match sync(&srv).await {
+                                Ok(r) => rev = r,
+                                Err(e) => tracing::warn!("syncing CRDs: {e}"),
+                            },
+                            Some(Err(e)) => {
                                 tracing::debug!("CRD watch ended: {e}");
                                 break;
                             }
+                            None => break,
                         }
                     }
                 }

@@ -168,7 +168,10 @@ fn crd_lifecycle_with_kubectl() {
     let doc = json(&s.ok(&["get", "--raw", "/openapi/v3/apis/example.com/v1"]));
     assert!(doc["components"]["schemas"]["com.example.v1.Widget"].is_object());
     let explain = s.ok(&["explain", "widgets.spec.size"]);
-    assert!(explain.contains("KIND:") && explain.contains("Widget"), "{explain}");
+    assert!(
+        explain.contains("KIND:") && explain.contains("Widget"),
+        "{explain}"
+    );
 
     // Create through both versions; defaults applied, unknown fields pruned.
     let crs = s.manifest("crs.yaml", CRS);
@@ -346,8 +349,41 @@ fn crd_lifecycle_with_kubectl() {
         assert!(names.contains(n), "{names}");
     }
 
-    // Deleting the CRD deletes its objects.
-    s.ok(&["delete", "crd", "widgets.example.com", "--timeout=20s"]);
+    // Deleting the CRD deletes its objects, waiting for their finalizers.
+    let held = s.manifest(
+        "held.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: held, finalizers: [example.com/hold]}\nspec: {size: S}\n",
+    );
+    s.ok(&["create", "-f", &held]);
+    s.ok(&["delete", "crd", "widgets.example.com", "--wait=false"]);
+    wait_until("the held object to be terminating", || {
+        let h = json(&s.ok(&["get", "widget", "held", "-o", "json"]));
+        h["metadata"]["deletionTimestamp"].is_string()
+    });
+    let names = s.ok(&["get", "widgets", "-o", "name"]);
+    assert_eq!(names.trim(), "widget.example.com/held", "{names}");
+    let crd_obj = json(&s.ok(&["get", "crd", "widgets.example.com", "-o", "json"]));
+    assert!(
+        crd_obj["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Terminating" && c["status"] == "True"),
+        "{crd_obj}"
+    );
+    let err = s.fails(&["apply", "-f", &gamma]);
+    assert!(
+        err.contains("create not allowed while custom resource definition is terminating"),
+        "{err}"
+    );
+    s.ok(&[
+        "patch",
+        "widget",
+        "held",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
     wait_until("the CRD to be gone", || {
         !s.kubectl(&["get", "crd", "widgets.example.com"])
             .status
