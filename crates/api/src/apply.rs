@@ -281,14 +281,35 @@ impl FieldSet {
 
 /// How a list's items are identified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ListKind {
+pub enum ListKind<'s> {
     Set,
     Map(&'static [&'static str]),
+    /// `x-kubernetes-list-map-keys` of a custom resource's schema.
+    MapJson(&'s [Value]),
+}
+
+impl ListKind<'_> {
+    fn keys(&self) -> Vec<&str> {
+        match self {
+            ListKind::Set => Vec::new(),
+            ListKind::Map(k) => k.to_vec(),
+            ListKind::MapJson(k) => k.iter().filter_map(Value::as_str).collect(),
+        }
+    }
+}
+
+/// The items of a `set` or `map` list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Items<'s> {
+    /// A definition of the built-in schemas (`None`: scalars).
+    Def(Option<&'static str>),
+    /// A node of a custom resource's structural schema.
+    Schema(&'s Value),
 }
 
 /// The schema type of a value, as server-side apply sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ty {
+pub enum Ty<'s> {
     /// A leaf.
     Scalar,
     /// Replaced as a whole (atomic lists, maps and structs).
@@ -303,21 +324,75 @@ pub enum Ty {
     Map(Option<&'static str>),
     /// A `set` or `map` list.
     List {
-        items: Option<&'static str>,
-        kind: ListKind,
+        items: Items<'s>,
+        kind: ListKind<'s>,
     },
+    /// The top level of a custom resource with a structural schema (`openAPIV3Schema`).
+    SchemaRoot(&'s Value),
+    /// An object of a structural schema with `properties`.
+    SchemaStruct(&'s Value),
+    /// A granular map of a structural schema; the values' schema.
+    SchemaMap(&'s Value),
 }
 
-impl Ty {
+impl<'s> Ty<'s> {
     /// The type of an object of `group`/`version`/`kind`.
-    pub fn root(group: &str, version: &str, kind: &str) -> Ty {
+    pub fn root(group: &str, version: &str, kind: &str) -> Ty<'static> {
         match skiff_openapi::definition_for_kind(group, version, kind) {
             Some(d) => Ty::Struct(d),
             None => Ty::DeducedRoot,
         }
     }
 
-    fn of_definition(def: Option<&'static str>) -> Ty {
+    /// The type a node of a structural schema describes: `x-kubernetes-list-type`,
+    /// `-list-map-keys`, `-map-type`, `-int-or-string` and `-preserve-unknown-fields` as
+    /// upstream reads them (lists are atomic unless marked).
+    pub fn schema(s: &'s Value) -> Ty<'s> {
+        let ext = |k: &str| s.get(k).and_then(Value::as_str);
+        if s.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
+            return Ty::Scalar;
+        }
+        match ext("type").unwrap_or("") {
+            "object" => {
+                if ext("x-kubernetes-map-type") == Some("atomic") {
+                    Ty::Atomic
+                } else if s.get("properties").is_some_and(Value::is_object) {
+                    Ty::SchemaStruct(s)
+                } else if let Some(ap) = s.get("additionalProperties").filter(|a| a.is_object()) {
+                    Ty::SchemaMap(ap)
+                } else {
+                    Ty::Deduced
+                }
+            }
+            "array" => {
+                let items = match s.get("items").filter(|i| i.is_object()) {
+                    Some(i) => Items::Schema(i),
+                    None => Items::Def(None),
+                };
+                match ext("x-kubernetes-list-type") {
+                    Some("set") => Ty::List {
+                        items,
+                        kind: ListKind::Set,
+                    },
+                    Some("map") => match s
+                        .get("x-kubernetes-list-map-keys")
+                        .and_then(Value::as_array)
+                    {
+                        Some(keys) if !keys.is_empty() => Ty::List {
+                            items,
+                            kind: ListKind::MapJson(keys),
+                        },
+                        _ => Ty::Atomic,
+                    },
+                    _ => Ty::Atomic,
+                }
+            }
+            "" => Ty::Deduced,
+            _ => Ty::Scalar,
+        }
+    }
+
+    fn of_definition(def: Option<&'static str>) -> Ty<'s> {
         match def {
             Some(d) if skiff_openapi::struct_is_atomic(d) => Ty::Atomic,
             Some(d) => Ty::Struct(d),
@@ -326,10 +401,13 @@ impl Ty {
     }
 
     fn named(self) -> bool {
-        matches!(self, Ty::Struct(_))
+        matches!(
+            self,
+            Ty::Struct(_) | Ty::SchemaStruct(_) | Ty::SchemaRoot(_)
+        )
     }
 
-    fn field(self, key: &str) -> Ty {
+    fn field(self, key: &str) -> Ty<'s> {
         match self {
             Ty::Struct(d) => {
                 let Some(fi) = skiff_openapi::field(d, key) else {
@@ -344,11 +422,11 @@ impl Ty {
                     skiff_openapi::Shape::List => match fi.list {
                         Some(l) => match l.list_type {
                             skiff_openapi::ListType::Set => Ty::List {
-                                items: fi.definition,
+                                items: Items::Def(fi.definition),
                                 kind: ListKind::Set,
                             },
                             skiff_openapi::ListType::Map if !l.map_keys.is_empty() => Ty::List {
-                                items: fi.definition,
+                                items: Items::Def(fi.definition),
                                 kind: ListKind::Map(l.map_keys),
                             },
                             _ => Ty::Atomic,
@@ -358,19 +436,33 @@ impl Ty {
                 }
             }
             Ty::Map(values) => Ty::of_definition(values),
-            Ty::DeducedRoot if key == "metadata" => Ty::Struct(OBJECT_META),
+            Ty::DeducedRoot | Ty::SchemaRoot(_) if key == "metadata" => Ty::Struct(OBJECT_META),
+            Ty::SchemaRoot(s) | Ty::SchemaStruct(s) => {
+                match s.get("properties").and_then(|p| p.get(key)) {
+                    Some(p) => Ty::schema(p),
+                    None => Ty::Deduced,
+                }
+            }
+            Ty::SchemaMap(values) => Ty::schema(values),
             _ => Ty::Deduced,
         }
     }
 
-    fn item(self) -> Ty {
+    fn item(self) -> Ty<'s> {
         match self {
-            Ty::List { items, .. } => Ty::of_definition(items),
+            Ty::List {
+                items: Items::Def(d),
+                ..
+            } => Ty::of_definition(d),
+            Ty::List {
+                items: Items::Schema(s),
+                ..
+            } => Ty::schema(s),
             _ => Ty::Deduced,
         }
     }
 
-    fn child(self, pe: &Pe) -> Ty {
+    fn child(self, pe: &Pe) -> Ty<'s> {
         match pe {
             Pe::Field(f) => self.field(f),
             _ => self.item(),
@@ -379,24 +471,31 @@ impl Ty {
 }
 
 /// What a walk does with a value of a type.
-enum Node<'a> {
+enum Node<'a, 's> {
     Leaf,
     Obj(&'a Map<String, Value>),
-    List(&'a Vec<Value>, ListKind),
+    List(&'a Vec<Value>, ListKind<'s>),
 }
 
-fn node(ty: Ty, v: &Value) -> Node<'_> {
+fn node<'a, 's>(ty: Ty<'s>, v: &'a Value) -> Node<'a, 's> {
     match (ty, v) {
         (Ty::Scalar | Ty::Atomic, _) => Node::Leaf,
-        (Ty::Struct(_) | Ty::Map(_) | Ty::Deduced | Ty::DeducedRoot, Value::Object(m)) => {
-            Node::Obj(m)
-        }
+        (
+            Ty::Struct(_)
+            | Ty::Map(_)
+            | Ty::Deduced
+            | Ty::DeducedRoot
+            | Ty::SchemaRoot(_)
+            | Ty::SchemaStruct(_)
+            | Ty::SchemaMap(_),
+            Value::Object(m),
+        ) => Node::Obj(m),
         (Ty::List { kind, .. }, Value::Array(a)) => Node::List(a, kind),
         _ => Node::Leaf,
     }
 }
 
-fn is_empty_node(n: &Node) -> bool {
+fn is_empty_node(n: &Node<'_, '_>) -> bool {
     match n {
         Node::Leaf => true,
         Node::Obj(m) => m.is_empty(),
@@ -409,19 +508,19 @@ fn key_default(key: &str) -> Option<Value> {
     (key == "protocol").then(|| json!("TCP"))
 }
 
-fn item_pe(kind: ListKind, item: &Value, index: usize) -> Result<Pe, String> {
+fn item_pe(kind: ListKind<'_>, item: &Value, index: usize) -> Result<Pe, String> {
     match kind {
         ListKind::Set => Ok(Pe::Value(item.to_string())),
-        ListKind::Map(keys) => {
+        ListKind::Map(_) | ListKind::MapJson(_) => {
             let mut fields = Vec::new();
-            for k in keys {
-                let v = match item.get(*k) {
+            for k in kind.keys() {
+                let v = match item.get(k) {
                     Some(v) if !v.is_null() => v.clone(),
                     _ => key_default(k).ok_or_else(|| {
                         format!("associative list with keys has an element that omits key field {k:?} (and doesn't have default value)")
                     })?,
                 };
-                fields.push(((*k).to_string(), v));
+                fields.push((k.to_string(), v));
             }
             let _ = index;
             Ok(Pe::Key(key_string(fields.iter().map(|(k, v)| (k, v)))))
@@ -431,7 +530,7 @@ fn item_pe(kind: ListKind, item: &Value, index: usize) -> Result<Pe, String> {
 
 /// Item path elements of a live list: duplicates and items without keys fall back to their
 /// index so nothing is lost.
-fn index_items(kind: ListKind, items: &[Value]) -> Vec<(Pe, &Value)> {
+fn index_items<'v>(kind: ListKind<'_>, items: &'v [Value]) -> Vec<(Pe, &'v Value)> {
     let mut seen = BTreeSet::new();
     items
         .iter()
@@ -449,11 +548,11 @@ fn index_items(kind: ListKind, items: &[Value]) -> Vec<(Pe, &Value)> {
 }
 
 /// Checks an applied configuration: map-list items carry their keys, at most once.
-pub fn validate_config(ty: Ty, v: &Value) -> Result<(), String> {
+pub fn validate_config(ty: Ty<'_>, v: &Value) -> Result<(), String> {
     validate_at(ty, v, &mut Vec::new())
 }
 
-fn validate_at(ty: Ty, v: &Value, path: &mut Vec<Pe>) -> Result<(), String> {
+fn validate_at(ty: Ty<'_>, v: &Value, path: &mut Vec<Pe>) -> Result<(), String> {
     match node(ty, v) {
         Node::Leaf => Ok(()),
         Node::Obj(m) => {
@@ -489,13 +588,13 @@ fn validate_at(ty: Ty, v: &Value, path: &mut Vec<Pe>) -> Result<(), String> {
 // Walks
 
 /// Every leaf, item and map entry of `v`: what applying `v` owns.
-pub fn to_field_set(ty: Ty, v: &Value) -> FieldSet {
+pub fn to_field_set(ty: Ty<'_>, v: &Value) -> FieldSet {
     let mut set = FieldSet::default();
     field_set_at(ty, v, &mut Vec::new(), &mut set);
     set
 }
 
-fn field_set_at(ty: Ty, v: &Value, path: &mut Vec<Pe>, set: &mut FieldSet) {
+fn field_set_at(ty: Ty<'_>, v: &Value, path: &mut Vec<Pe>, set: &mut FieldSet) {
     let n = node(ty, v);
     if is_empty_node(&n) {
         set.insert(path);
@@ -541,14 +640,14 @@ impl Comparison {
     }
 }
 
-pub fn compare(ty: Ty, lhs: &Value, rhs: &Value) -> Comparison {
+pub fn compare(ty: Ty<'_>, lhs: &Value, rhs: &Value) -> Comparison {
     let mut c = Comparison::default();
     compare_at(ty, Some(lhs), Some(rhs), &mut Vec::new(), &mut c);
     c
 }
 
 fn compare_at(
-    ty: Ty,
+    ty: Ty<'_>,
     l: Option<&Value>,
     r: Option<&Value>,
     path: &mut Vec<Pe>,
@@ -633,7 +732,7 @@ fn compare_at(
 
 /// Merges an applied configuration into the live object: the configuration's leaves win,
 /// granular maps and lists merge item by item, nothing is removed.
-pub fn merge(ty: Ty, live: &Value, config: &Value) -> Value {
+pub fn merge(ty: Ty<'_>, live: &Value, config: &Value) -> Value {
     let ln = node(ty, live);
     let rn = node(ty, config);
     match (&ln, &rn) {
@@ -655,7 +754,7 @@ pub fn merge(ty: Ty, live: &Value, config: &Value) -> Value {
 
 /// Upstream's list merge order: shared items in the configuration's order, live-only items
 /// where they were, new items where the configuration puts them.
-fn merge_list(ty: Ty, kind: ListKind, lhs: &[Value], rhs: &[Value]) -> Vec<Value> {
+fn merge_list(ty: Ty<'_>, kind: ListKind<'_>, lhs: &[Value], rhs: &[Value]) -> Vec<Value> {
     let l = index_items(kind, lhs);
     let r = index_items(kind, rhs);
     let lmap: BTreeMap<&Pe, &Value> = l.iter().map(|(p, v)| (p, *v)).collect();
@@ -718,7 +817,7 @@ fn merge_list(ty: Ty, kind: ListKind, lhs: &[Value], rhs: &[Value]) -> Vec<Value
 }
 
 /// `v` without the members of `set` (and everything below them).
-pub fn remove_items(ty: Ty, v: &Value, set: &FieldSet) -> Value {
+pub fn remove_items(ty: Ty<'_>, v: &Value, set: &FieldSet) -> Value {
     if set.is_empty() {
         return v.clone();
     }
@@ -774,7 +873,7 @@ fn emptied(before: &Value, after: &Value) -> bool {
 /// `set` plus the named struct fields it has children under: owning `.spec.replicas`
 /// means owning the `.spec` field, but owning `.metadata.labels.app` does not mean owning
 /// a label map entry above it.
-pub fn ensure_named_fields_are_members(ty: Ty, set: &FieldSet) -> FieldSet {
+pub fn ensure_named_fields_are_members(ty: Ty<'_>, set: &FieldSet) -> FieldSet {
     let mut out = FieldSet {
         members: set.members.clone(),
         children: BTreeMap::new(),
@@ -1000,7 +1099,7 @@ fn comparable(obj: &Value) -> Value {
 
 /// Non-pointer struct fields of the Go types: present (empty) in a new object of the kind,
 /// so a create does not own them as a whole (upstream compares with the Go zero value).
-fn zero_object(ty: Ty) -> Value {
+fn zero_object(ty: Ty<'_>) -> Value {
     fn zero_struct(def: &'static str) -> Value {
         const NON_POINTER: &[(&str, &[&str])] = &[
             ("io.k8s.api.core.v1.PodTemplateSpec", &["metadata", "spec"]),
@@ -1060,7 +1159,7 @@ fn zero_object(ty: Ty) -> Value {
 /// What a write looks like to ownership tracking.
 #[derive(Clone, Debug)]
 pub struct Write<'a> {
-    pub ty: Ty,
+    pub ty: Ty<'a>,
     /// `apiVersion` of the request (`v1`, `apps/v1`).
     pub api_version: &'a str,
     pub manager: &'a str,
@@ -1125,7 +1224,61 @@ pub fn track_update(w: &Write, live: Option<&Value>, new: &mut Value) {
             }),
         }
     }
+    cap_updaters(&mut entries);
     encode_managed(new, &entries);
+}
+
+/// At most this many Update entries; older ones merge into `ancient-changes` (upstream's
+/// DefaultMaxUpdateManagers).
+pub const MAX_UPDATE_MANAGERS: usize = 10;
+
+/// Merges the oldest Update entries into one `ancient-changes` entry per apiVersion until
+/// at most [`MAX_UPDATE_MANAGERS`] remain, as upstream's capManagersManager.
+fn cap_updaters(entries: &mut Vec<Entry>) {
+    entries.retain(|e| !e.fields.is_empty());
+    loop {
+        let mut updaters: Vec<usize> = (0..entries.len())
+            .filter(|i| entries[*i].operation == "Update")
+            .collect();
+        if updaters.len() <= MAX_UPDATE_MANAGERS {
+            return;
+        }
+        updaters.sort_by(|a, b| entries[*a].time.cmp(&entries[*b].time));
+        // The oldest updater joins the oldest other updater of its apiVersion (or the
+        // bucket of that version) as `ancient-changes`.
+        let oldest = updaters[0];
+        let version = entries[oldest].api_version.clone();
+        let Some(&partner) = updaters[1..]
+            .iter()
+            .filter(|i| entries[**i].api_version == version)
+            .min_by_key(|i| {
+                (
+                    entries[**i].manager != "ancient-changes",
+                    entries[**i].time.clone(),
+                )
+            })
+        else {
+            // Alone in its version: nothing to merge with; rename it into the bucket.
+            if entries[oldest].manager == "ancient-changes" {
+                return;
+            }
+            entries[oldest].manager = "ancient-changes".into();
+            continue;
+        };
+        let moved = entries.remove(oldest);
+        let partner = if partner > oldest {
+            partner - 1
+        } else {
+            partner
+        };
+        let p = &mut entries[partner];
+        p.fields = p.fields.union(&moved.fields);
+        p.manager = "ancient-changes".into();
+        p.subresource.clear();
+        if p.time < moved.time {
+            p.time = moved.time;
+        }
+    }
 }
 
 /// A conflict: a field the apply would change that another manager owns.
@@ -1266,6 +1419,7 @@ pub fn apply(
             a.insert(LAST_APPLIED.into(), json!(la.to_string()));
         }
     }
+    cap_updaters(&mut entries);
     encode_managed(&mut merged, &entries);
     Ok(merged)
 }
@@ -1284,7 +1438,7 @@ fn describe(conflicts: &[(Entry, Vec<Pe>)]) -> Vec<Conflict> {
 
 /// Fields of the last client-side-applied configuration that the live object still has as
 /// applied.
-fn last_applied_fields(ty: Ty, live: &Value) -> FieldSet {
+fn last_applied_fields(ty: Ty<'_>, live: &Value) -> FieldSet {
     let Some(la) = live
         .pointer("/metadata/annotations")
         .and_then(|a| a.get(LAST_APPLIED))

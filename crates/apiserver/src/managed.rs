@@ -62,6 +62,16 @@ fn now() -> String {
         .expect("formatting a UTC time")
 }
 
+/// Runs `f` with the apply type of `res`: its built-in schema, a custom resource's
+/// structural schema, or none.
+fn with_ty<R>(res: &Resource, f: impl FnOnce(Ty<'_>) -> R) -> R {
+    let crd = crate::crd::version(res);
+    match crd.as_ref().and_then(|v| v.schema.as_ref()) {
+        Some(schema) => f(Ty::SchemaRoot(schema)),
+        None => f(Ty::root(res.group, res.version, res.kind)),
+    }
+}
+
 fn scope_of(res: &Resource, subresource: Option<&str>) -> Scope {
     match subresource {
         Some("status") => Scope::Status,
@@ -82,14 +92,16 @@ pub fn on_create(res: &Resource, obj: &mut Value) {
     }
     let api_version = res.api_version();
     let now = now();
-    let w = Write {
-        ty: Ty::root(res.group, res.version, res.kind),
-        api_version: &api_version,
-        manager: &req.manager,
-        scope: scope_of(res, None),
-        now: &now,
-    };
-    apply::track_update(&w, None, obj);
+    with_ty(res, |ty| {
+        let w = Write {
+            ty,
+            api_version: &api_version,
+            manager: &req.manager,
+            scope: scope_of(res, None),
+            now: &now,
+        };
+        apply::track_update(&w, None, obj);
+    })
 }
 
 /// Records an update in `new`'s managedFields, or puts back what an apply computed.
@@ -111,14 +123,16 @@ pub fn on_update(
     let res = rr.res;
     let api_version = res.api_version();
     let now = now();
-    let w = Write {
-        ty: Ty::root(res.group, res.version, res.kind),
-        api_version: &api_version,
-        manager: &req.manager,
-        scope: scope_of(res, rr.subresource.as_deref()),
-        now: &now,
-    };
-    apply::track_update(&w, Some(current), new);
+    with_ty(res, |ty| {
+        let w = Write {
+            ty,
+            api_version: &api_version,
+            manager: &req.manager,
+            scope: scope_of(res, rr.subresource.as_deref()),
+            now: &now,
+        };
+        apply::track_update(&w, Some(current), new);
+    })
 }
 
 /// A decoded apply request.
@@ -227,13 +241,6 @@ impl ApplyPatch {
         let res = rr.res;
         let api_version = res.api_version();
         let now = now();
-        let w = Write {
-            ty: Ty::root(res.group, res.version, res.kind),
-            api_version: &api_version,
-            manager: &self.manager,
-            scope: scope_of(res, rr.subresource.as_deref()),
-            now: &now,
-        };
         let config = match rr.subresource.as_deref() {
             Some("scale") => {
                 let mut c = json!({"apiVersion": api_version, "kind": res.kind, "metadata": {}});
@@ -247,7 +254,16 @@ impl ApplyPatch {
             }
             _ => self.config.clone(),
         };
-        let mut merged = apply::apply(&w, Some(current), &config, self.force)?;
+        let mut merged = with_ty(res, |ty| {
+            let w = Write {
+                ty,
+                api_version: &api_version,
+                manager: &self.manager,
+                scope: scope_of(res, rr.subresource.as_deref()),
+                now: &now,
+            };
+            apply::apply(&w, Some(current), &config, self.force)
+        })?;
         let managed = merged
             .get_mut("metadata")
             .and_then(Value::as_object_mut)
@@ -283,14 +299,16 @@ pub async fn create_on_apply(
     }
     let api_version = res.api_version();
     let now = now();
-    let w = Write {
-        ty: Ty::root(res.group, res.version, res.kind),
-        api_version: &api_version,
-        manager: &a.manager,
-        scope: scope_of(res, None),
-        now: &now,
-    };
-    let mut obj = apply::apply(&w, None, &a.config, a.force)?;
+    let mut obj = with_ty(res, |ty| {
+        let w = Write {
+            ty,
+            api_version: &api_version,
+            manager: &a.manager,
+            scope: scope_of(res, None),
+            now: &now,
+        };
+        apply::apply(&w, None, &a.config, a.force)
+    })?;
     skiff_api::strategy::meta_mut(&mut obj).insert("name".into(), json!(name));
     match crate::rest::create(srv, res, rr.namespace.as_deref(), obj, dry_run).await {
         Ok(created) => Ok(Some(created)),

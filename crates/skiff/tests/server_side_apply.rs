@@ -444,3 +444,92 @@ fn raw_apply_requests() {
         "{owner}"
     );
 }
+
+const GIZMO_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gizmos.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gizmos, singular: gizmo, kind: Gizmo}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              ports:
+                type: array
+                x-kubernetes-list-type: map
+                x-kubernetes-list-map-keys: [name]
+                items:
+                  type: object
+                  properties:
+                    name: {type: string}
+                    port: {type: integer}
+              tags:
+                type: array
+                items: {type: string}
+"#;
+
+#[test]
+fn custom_resources_follow_their_schema_list_types() {
+    let s = Server::start();
+    let crd = s.manifest("crd.yaml", GIZMO_CRD);
+    s.ok(&["apply", "--server-side", "-f", &crd]);
+    s.ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=10s",
+        "crd/gizmos.example.com",
+    ]);
+    let a = "apiVersion: example.com/v1
+kind: Gizmo
+metadata:
+  name: g
+spec:
+  ports:
+  - name: http
+    port: 80
+  tags: [a]
+";
+    let b = "apiVersion: example.com/v1
+kind: Gizmo
+metadata:
+  name: g
+spec:
+  ports:
+  - name: metrics
+    port: 9090
+";
+    let fa = s.manifest("a.yaml", a);
+    let fb = s.manifest("b.yaml", b);
+    s.ok(&["apply", "--server-side", "--field-manager=a", "-f", &fa]);
+    s.ok(&["apply", "--server-side", "--field-manager=b", "-f", &fb]);
+    // A map list merges by key: both managers' items are there.
+    let obj = get_json(&s, &["gizmo", "g"]);
+    let names: Vec<&str> = obj["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["http", "metrics"], "{obj:#}");
+    assert_eq!(
+        entry(&obj, "b")["fieldsV1"],
+        json!({"f:spec": {"f:ports": {"k:{\"name\":\"metrics\"}": {".": {}, "f:name": {}, "f:port": {}}}}})
+    );
+    // An atomic list conflicts as a whole.
+    let c = format!("{b}  tags: [b]\n");
+    let fc = s.manifest("c.yaml", &c);
+    let err = s.fails(&["apply", "--server-side", "--field-manager=b", "-f", &fc]);
+    assert!(err.contains(r#"conflict with "a": .spec.tags"#), "{err}");
+}

@@ -3,7 +3,7 @@ use proptest::prelude::*;
 
 const NOW: &str = "2026-01-01T00:00:00Z";
 
-fn w<'a>(ty: Ty, api_version: &'a str, manager: &'a str) -> Write<'a> {
+fn w<'a>(ty: Ty<'a>, api_version: &'a str, manager: &'a str) -> Write<'a> {
     Write {
         ty,
         api_version,
@@ -15,11 +15,11 @@ fn w<'a>(ty: Ty, api_version: &'a str, manager: &'a str) -> Write<'a> {
     }
 }
 
-fn cm() -> Ty {
+fn cm() -> Ty<'static> {
     Ty::root("", "v1", "ConfigMap")
 }
 
-fn deploy() -> Ty {
+fn deploy() -> Ty<'static> {
     Ty::root("apps", "v1", "Deployment")
 }
 
@@ -284,6 +284,69 @@ fn status_scope_owns_only_status() {
     assert!(!creator.fields.to_fields_v1().to_string().contains("status"));
 }
 
+#[test]
+fn many_updaters_collapse_into_ancient_changes() {
+    let mut obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+        "data": {}});
+    for i in 0..13 {
+        let before = obj.clone();
+        obj["data"][format!("k{i}")] = json!("v");
+        let now = format!("2026-01-01T00:00:{i:02}Z");
+        let manager = format!("m{i}");
+        let wr = Write {
+            now: &now,
+            ..w(cm(), "v1", &manager)
+        };
+        track_update(&wr, Some(&before), &mut obj);
+    }
+    let e = managed(&obj);
+    assert_eq!(e.len(), MAX_UPDATE_MANAGERS);
+    let ancient = e.iter().find(|e| e.manager == "ancient-changes").unwrap();
+    for k in ["k0", "k1", "k2", "k3"] {
+        assert!(
+            ancient
+                .fields
+                .has(&[Pe::Field("data".into()), Pe::Field(k.into())]),
+            "{k}"
+        );
+    }
+    assert!(e.iter().any(|e| e.manager == "m12"));
+}
+
+#[test]
+fn custom_resource_schemas_give_list_types() {
+    let schema = json!({"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {
+            "hosts": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"},
+            "args": {"type": "array", "items": {"type": "string"}},
+            "ports": {"type": "array", "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+                "items": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "port": {"type": "integer"}}}},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "sel": {"type": "object", "x-kubernetes-map-type": "atomic",
+                "properties": {"a": {"type": "string"}}}}}}});
+    let ty = Ty::SchemaRoot(&schema);
+    let cfg = json!({"apiVersion": "x.io/v1", "kind": "Thing", "metadata": {"name": "t"},
+        "spec": {"hosts": ["a"], "args": ["1"], "ports": [{"name": "http", "port": 80}],
+            "labels": {"k": "v"}, "sel": {"a": "b"}}});
+    let set = Scope::All.filter(&to_field_set(ty, &cfg));
+    assert_eq!(
+        set.to_fields_v1(),
+        json!({"f:spec": {"f:args": {}, "f:hosts": {"v:\"a\"": {}},
+            "f:labels": {"f:k": {}},
+            "f:ports": {"k:{\"name\":\"http\"}": {".": {}, "f:name": {}, "f:port": {}}},
+            "f:sel": {}}})
+    );
+    let live =
+        json!({"spec": {"hosts": ["b"], "args": ["2"], "ports": [{"name": "m", "port": 9}]}});
+    let m = merge(ty, &live, &cfg);
+    assert_eq!(m["spec"]["hosts"], json!(["b", "a"]));
+    assert_eq!(m["spec"]["args"], json!(["1"]));
+    assert_eq!(m["spec"]["ports"].as_array().unwrap().len(), 2);
+    assert!(validate_config(ty, &json!({"spec": {"ports": [{"port": 1}]}})).is_err());
+}
+
 fn json_leaf() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(Value::Null),
@@ -324,7 +387,14 @@ proptest! {
     /// without one; a successful apply owns what it applied and holds its leaves.
     #[test]
     fn apply_never_panics(live in json_value(), cfg in json_value(), cfg2 in json_value(), force in any::<bool>()) {
-        for ty in [deploy(), Ty::root("", "v1", "Pod"), Ty::DeducedRoot] {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "containers": {"type": "array", "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name", "image"],
+                "items": {"type": "object", "properties": {"name": {"type": "string"},
+                    "ports": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "integer"}}}}},
+            "labels": {"type": "object", "additionalProperties": {"type": "object", "properties": {"a": {"type": "string"}}}},
+            "template": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}});
+        for ty in [deploy(), Ty::root("", "v1", "Pod"), Ty::DeducedRoot, Ty::SchemaRoot(&schema)] {
             let wr = w(ty, "apps/v1", "m");
             let mut live_t = live.clone();
             if live_t.is_object() {
