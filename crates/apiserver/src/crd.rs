@@ -520,6 +520,33 @@ fn structural(s: &Value, path: &str, root: bool, causes: &mut Vec<Cause>) {
             causes.push(Cause::forbidden(&format!("{path}.{k}"), "must not be set"));
         }
     }
+    if m.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(false)) {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            "Invalid value: false: must be true or undefined",
+            format!("{path}.x-kubernetes-preserve-unknown-fields"),
+        ));
+    }
+    if root {
+        // The root's metadata is ObjectMeta: only name and generateName may be restricted.
+        if let Some(meta) = m
+            .get("properties")
+            .and_then(|p| p.get("metadata"))
+            .and_then(Value::as_object)
+        {
+            let only_names = meta
+                .get("properties")
+                .and_then(Value::as_object)
+                .is_none_or(|p| p.keys().all(|k| k == "name" || k == "generateName"));
+            let allowed = ["type", "properties", "description"];
+            if !only_names || meta.keys().any(|k| !allowed.contains(&k.as_str())) {
+                causes.push(Cause::forbidden(
+                    &format!("{path}.properties[metadata]"),
+                    "must not specify anything other than name and generateName, but metadata is implicitly specified",
+                ));
+            }
+        }
+    }
     if flag("uniqueItems") {
         causes.push(Cause::forbidden(
             &format!("{path}.uniqueItems"),
@@ -889,6 +916,51 @@ fn validate_value(v: &Value, s: &Value, path: &str, causes: &mut Vec<Cause>) {
             for (i, x) in a.iter().enumerate() {
                 validate_value(x, items, &format!("{path}[{i}]"), causes);
             }
+        }
+        // x-kubernetes-list-type: set and map lists hold no duplicates.
+        match sm.get("x-kubernetes-list-type").and_then(Value::as_str) {
+            Some("set") => {
+                for (i, x) in a.iter().enumerate() {
+                    if a[..i].contains(x) {
+                        causes.push(Cause::new(
+                            "FieldValueDuplicate",
+                            format!("Duplicate value: {}", go_value(x)),
+                            format!("{path}[{i}]"),
+                        ));
+                    }
+                }
+            }
+            Some("map") => {
+                let keys: Vec<&str> = sm
+                    .get("x-kubernetes-list-map-keys")
+                    .and_then(Value::as_array)
+                    .map(|k| k.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let key_of = |x: &Value| -> Vec<Value> {
+                    keys.iter()
+                        .map(|k| x.get(*k).cloned().unwrap_or(Value::Null))
+                        .collect()
+                };
+                for (i, x) in a.iter().enumerate() {
+                    let k = key_of(x);
+                    if a[..i].iter().any(|y| key_of(y) == k) {
+                        let shown: Vec<String> = keys
+                            .iter()
+                            .zip(&k)
+                            .map(|(n, v)| format!("{n:?}:{}", go_value(v)))
+                            .collect();
+                        causes.push(Cause::new(
+                            "FieldValueDuplicate",
+                            format!(
+                                "Duplicate value: map[string]interface {{}}{{{}}}",
+                                shown.join(", ")
+                            ),
+                            format!("{path}[{i}]"),
+                        ));
+                    }
+                }
+            }
+            _ => {}
         }
     }
     if let Some(o) = v.as_object() {
@@ -1765,6 +1837,29 @@ mod tests {
             causes[1].message,
             "Invalid value: -1: spec.replicas in body should be greater than or equal to 0"
         );
+    }
+
+    #[test]
+    fn list_types_reject_duplicates() {
+        let set =
+            json!({"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}});
+        let mut causes = Vec::new();
+        validate_value(&json!(["a", "b", "a"]), &set, "spec.tags", &mut causes);
+        assert_eq!(causes.len(), 1);
+        assert_eq!(causes[0].field, "spec.tags[2]");
+        assert_eq!(causes[0].message, "Duplicate value: \"a\"");
+        let map = json!({"type": "array", "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+            "items": {"type": "object", "properties": {"name": {"type": "string"}}}});
+        let mut causes = Vec::new();
+        validate_value(
+            &json!([{"name": "x"}, {"name": "y"}, {"name": "x"}]),
+            &map,
+            "spec.ports",
+            &mut causes,
+        );
+        assert_eq!(causes.len(), 1);
+        assert_eq!(causes[0].reason, "FieldValueDuplicate");
     }
 
     #[test]

@@ -126,7 +126,22 @@ fn crd_lifecycle_with_kubectl() {
         out.contains("customresourcedefinition.apiextensions.k8s.io/widgets.example.com created"),
         "{out}"
     );
+    // Served within a second of the create.
     let started = Instant::now();
+    wait_until("widgets served", || {
+        s.kubectl(&[
+            "get",
+            "--raw",
+            "/apis/example.com/v1/namespaces/default/widgets",
+        ])
+        .status
+        .success()
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "served after {:?}",
+        started.elapsed()
+    );
     s.ok(&[
         "wait",
         "--for",
