@@ -338,6 +338,63 @@ fn admit_crd(obj: &mut Value, old: Option<&Value>) -> Result<(), Status> {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    if spec.get("preserveUnknownFields") == Some(&json!(true)) {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            "Invalid value: true: cannot set to true, set x-kubernetes-preserve-unknown-fields to true in spec.versions[*].schema instead",
+            "spec.preserveUnknownFields",
+        ));
+    }
+    if !plural.is_empty() && !is_dns_label(&plural) {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            format!("Invalid value: {plural:?}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"),
+            "spec.names.plural",
+        ));
+    }
+    if !kind.is_empty() && kind == s("/names/listKind") {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            format!("Invalid value: {kind:?}: kind and listKind may not be the same"),
+            "spec.names.listKind",
+        ));
+    }
+    let mut seen_versions: Vec<&str> = Vec::new();
+    for (i, v) in versions.iter().enumerate() {
+        let n = v.get("name").and_then(Value::as_str).unwrap_or_default();
+        if n.is_empty() {
+            continue;
+        }
+        if seen_versions.contains(&n) {
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                format!("Invalid value: {n:?}: must be unique"),
+                format!("spec.versions[{i}].name"),
+            ));
+        } else if !is_dns_label(n) || !n.starts_with(|c: char| c.is_ascii_lowercase()) {
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                format!("Invalid value: {n:?}: a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"),
+                format!("spec.versions[{i}].name"),
+            ));
+        }
+        seen_versions.push(n);
+    }
+    if let Some(stored) = old
+        .and_then(|o| o.pointer("/status/storedVersions"))
+        .and_then(Value::as_array)
+    {
+        for (i, sv) in stored.iter().enumerate() {
+            let n = sv.as_str().unwrap_or_default();
+            if !seen_versions.contains(&n) {
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    format!("Invalid value: {n:?}: must appear in spec.versions"),
+                    format!("status.storedVersions[{i}]"),
+                ));
+            }
+        }
+    }
     if versions.is_empty() {
         causes.push(Cause::new(
             "FieldValueRequired",
@@ -372,12 +429,12 @@ fn admit_crd(obj: &mut Value, old: Option<&Value>) -> Result<(), Status> {
             }
             match v.pointer("/schema/openAPIV3Schema") {
                 Some(schema) if schema.is_object() => {
-                    structural(
-                        schema,
-                        &format!("{path}.schema.openAPIV3Schema"),
-                        true,
-                        &mut causes,
-                    );
+                    let sp = format!("{path}.schema.openAPIV3Schema");
+                    let before = causes.len();
+                    structural(schema, &sp, true, &mut causes);
+                    if causes.len() == before {
+                        check_defaults(schema, &sp, &mut causes);
+                    }
                 }
                 _ => causes.push(Cause::new(
                     "FieldValueRequired",
@@ -469,6 +526,53 @@ fn admit_crd(obj: &mut Value, old: Option<&Value>) -> Result<(), Status> {
         });
     }
     Ok(())
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Every `default` must validate against its own schema and survive pruning (upstream's
+/// `validateStructuralDefaults`).
+fn check_defaults(s: &Value, path: &str, causes: &mut Vec<Cause>) {
+    let Some(m) = s.as_object() else { return };
+    if let Some(d) = m.get("default") {
+        let dp = format!("{path}.default");
+        let mut pruned = d.clone();
+        let mut dropped = Vec::new();
+        prune_at(&mut pruned, s, false, "", &mut dropped);
+        for f in dropped {
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                format!(
+                    "Invalid value: {}: must not have unknown fields",
+                    go_value(d)
+                ),
+                format!("{dp}.{f}"),
+            ));
+        }
+        let mut errs = Vec::new();
+        validate_value(d, s, &dp, &mut errs);
+        for e in errs {
+            causes.push(Cause::new(&e.reason, e.message, e.field));
+        }
+    }
+    if let Some(props) = m.get("properties").and_then(Value::as_object) {
+        for (k, p) in props {
+            check_defaults(p, &format!("{path}.properties[{k}]"), causes);
+        }
+    }
+    if let Some(items) = m.get("items").filter(|i| i.is_object()) {
+        check_defaults(items, &format!("{path}.items"), causes);
+    }
+    if let Some(a) = m.get("additionalProperties").filter(|a| a.is_object()) {
+        check_defaults(a, &format!("{path}.additionalProperties"), causes);
+    }
 }
 
 /// Upstream's structural-schema rules (`structuralschema.ValidateStructural`), the subset
@@ -1860,6 +1964,19 @@ mod tests {
         );
         assert_eq!(causes.len(), 1);
         assert_eq!(causes[0].reason, "FieldValueDuplicate");
+    }
+
+    #[test]
+    fn defaults_must_validate() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {"replicas": {"type": "integer", "minimum": 0, "default": -1}}}}});
+        let mut causes = Vec::new();
+        check_defaults(&schema, "s", &mut causes);
+        assert_eq!(causes.len(), 1);
+        assert_eq!(
+            causes[0].field,
+            "s.properties[spec].properties[replicas].default"
+        );
     }
 
     #[test]
