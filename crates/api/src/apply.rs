@@ -400,6 +400,21 @@ impl<'s> Ty<'s> {
         }
     }
 
+    /// Whether `key` may appear in an object of this type: structs know their fields
+    /// (`apiVersion` and `kind` are always allowed at the top).
+    fn declares(self, key: &str) -> bool {
+        match self {
+            Ty::Struct(d) => struct_fields(d).is_none_or(|f| f.contains(key)),
+            Ty::SchemaStruct(s) | Ty::SchemaRoot(s) => {
+                s.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true))
+                    || s.pointer("/properties").and_then(|p| p.get(key)).is_some()
+                    || (matches!(self, Ty::SchemaRoot(_))
+                        && matches!(key, "apiVersion" | "kind" | "metadata"))
+            }
+            _ => true,
+        }
+    }
+
     fn named(self) -> bool {
         matches!(
             self,
@@ -468,6 +483,34 @@ impl<'s> Ty<'s> {
             _ => self.item(),
         }
     }
+}
+
+/// The property names of every definition of the built-in schemas, read once from the
+/// embedded OpenAPI documents. `None` for definitions without properties (free-form).
+fn struct_fields(def: &str) -> Option<&'static BTreeSet<String>> {
+    static FIELDS: std::sync::LazyLock<BTreeMap<String, BTreeSet<String>>> =
+        std::sync::LazyLock::new(|| {
+            let mut out = BTreeMap::new();
+            for (g, v) in skiff_openapi::group_versions() {
+                let Ok(doc) = serde_json::from_slice::<Value>(skiff_openapi::components_for(g, v))
+                else {
+                    continue;
+                };
+                let Some(schemas) = doc.get("schemas").and_then(Value::as_object) else {
+                    continue;
+                };
+                for (name, schema) in schemas {
+                    if out.contains_key(name) {
+                        continue;
+                    }
+                    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                        out.insert(name.clone(), props.keys().cloned().collect());
+                    }
+                }
+            }
+            out
+        });
+    FIELDS.get(def)
 }
 
 /// What a walk does with a value of a type.
@@ -558,6 +601,12 @@ fn validate_at(ty: Ty<'_>, v: &Value, path: &mut Vec<Pe>) -> Result<(), String> 
         Node::Obj(m) => {
             for (k, cv) in m {
                 path.push(Pe::Field(k.clone()));
+                if !ty.declares(k) {
+                    return Err(format!(
+                        "{}: field not declared in schema",
+                        path_string(path)
+                    ));
+                }
                 validate_at(ty.field(k), cv, path)?;
                 path.pop();
             }
@@ -1341,8 +1390,21 @@ pub fn apply(
     {
         return Err(Status::bad_request("metadata.managedFields must be nil"));
     }
-    validate_config(w.ty, config)
-        .map_err(|e| Status::bad_request(format!("failed to create typed patch object: {e}")))?;
+    validate_config(w.ty, config).map_err(|e| {
+        let av = config
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
+        let gv = if av.contains('/') {
+            av.to_string()
+        } else {
+            format!("/{av}")
+        };
+        Status::bad_request(format!(
+            "failed to create typed patch object ({gv}, Kind={kind}): {e}"
+        ))
+    })?;
     let mut live_obj = match live {
         Some(l) => l.clone(),
         None => json!({}),

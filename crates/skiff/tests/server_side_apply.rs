@@ -130,6 +130,15 @@ fn server_side_apply_owns_merges_conflicts_and_prunes() {
     let obj = get_json(&s, &["cm", "c"]);
     assert_eq!(obj["data"], json!({"key2": "y", "key3": "z"}));
 
+    // Fields the schema does not declare are refused, as upstream's typed conversion does.
+    let f = s.manifest(
+        "bad.yaml",
+        &format!("{}foo: bar\n", cm_yaml("bad", &[("a", "1")])),
+    );
+    let err = s.fails(&["apply", "--server-side", "-f", &f]);
+    assert!(err.contains(".foo: field not declared in schema"), "{err}");
+    s.fails(&["get", "cm", "bad"]);
+
     // managedFields are hidden unless asked for.
     let plain: Value = serde_json::from_str(&s.ok(&["get", "cm", "c", "-o", "json"])).unwrap();
     assert!(plain["metadata"].get("managedFields").is_none());

@@ -253,6 +253,20 @@ fn bad_configs_are_4xx() {
             .code,
         400
     );
+    let unknown = json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"replica": 1}});
+    let err = apply(&w(deploy(), "apps/v1", "m"), None, &unknown, false).unwrap_err();
+    assert_eq!(err.code, 400);
+    assert!(
+        err.message
+            .contains(".spec.replica: field not declared in schema"),
+        "{}",
+        err.message
+    );
+    let known = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d", "labels": {"any": "x"}},
+        "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "c", "image": "i",
+            "resources": {"limits": {"cpu": "1"}}}]}}}});
+    apply(&w(deploy(), "apps/v1", "m"), None, &known, false).unwrap();
     let mf = json!({"metadata": {"managedFields": []}});
     assert_eq!(
         apply(&w(deploy(), "apps/v1", "m"), None, &mf, false)
