@@ -144,6 +144,8 @@ struct State {
     rows: HashMap<usize, Arc<Version>>,
     /// CRD name -> (fingerprint of its spec, its rows with their infos).
     built: HashMap<String, (String, Rows)>,
+    /// Every row built for a CRD (rows are never freed), by CRD name.
+    history: HashMap<String, Vec<&'static Resource>>,
     /// CRDs being deleted: their resources take no new objects.
     terminating: std::collections::HashSet<String>,
 }
@@ -1672,9 +1674,21 @@ async fn sync(srv: &ApiServer) -> Result<i64, StoreError> {
                     state
                         .built
                         .insert(name.clone(), (fingerprint, built.clone()));
+                    state
+                        .history
+                        .entry(name.clone())
+                        .or_default()
+                        .extend(built.iter().map(|(r, _)| *r));
                     built
                 }
             };
+            // Rows of earlier definitions still held by open watches and requests see the
+            // current definition of their version.
+            for old in state.history.get(&name).into_iter().flatten() {
+                if let Some((_, info)) = entry.iter().find(|(r, _)| r.version == old.version) {
+                    infos.insert(key(old), info.clone());
+                }
+            }
             for (row, info) in entry {
                 infos.insert(key(row), info);
                 rows.push(row);
@@ -1682,6 +1696,7 @@ async fn sync(srv: &ApiServer) -> Result<i64, StoreError> {
             live.push(name);
         }
         state.built.retain(|n, _| live.contains(n));
+        state.history.retain(|n, _| live.contains(n));
         state.terminating = crds
             .iter()
             .filter(|(_, c)| c.pointer("/metadata/deletionTimestamp").is_some())
