@@ -360,8 +360,18 @@ fn controller_manager_holds_a_client_go_style_lease() {
     // Another holder with a fresh record is respected: this process stops acting...
     let mut foreign = lease(&s);
     foreign["spec"]["holderIdentity"] = json!("elsewhere");
+    // Unconditional (no resourceVersion), so a renewal in between cannot make it conflict.
+    foreign["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
     let f = s.manifest("lease.json", &foreign.to_string());
-    s.ok(&["replace", "-f", &f]);
+    eventually("the foreign holder written", || {
+        let out = s.kubectl(&["replace", "-f", &f]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() || err.contains("Conflict"), "{err}");
+        out.status.success()
+    });
     eventually("leadership given up", || {
         s.log_text()
             .contains("lost the lease kube-system/kube-controller-manager")
