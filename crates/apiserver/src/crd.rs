@@ -1703,6 +1703,9 @@ async fn sync(srv: &ApiServer) -> Result<i64, StoreError> {
             .filter_map(|(_, c)| meta_str(c, "name").map(String::from))
             .collect();
         state.rows = infos;
+        // Discovery lists CRD groups by name after the built-in groups, as upstream does
+        // for groups of equal priority.
+        rows.sort_by_key(|r| r.group);
         registry::set_dynamic(rows);
     }
     for (kv, updated) in writes {
