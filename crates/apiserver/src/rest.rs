@@ -27,10 +27,14 @@ pub async fn serve(
     parts: Parts,
     body: impl Future<Output = Result<Bytes, Status>>,
 ) -> Resp {
-    match serve_inner(srv, &rr, &q, &parts, body).await {
-        Ok(resp) => resp,
-        Err(s) => status_response(&s),
-    }
+    let directive = q.field_validation.clone();
+    crate::fieldvalidation::scope(directive.as_deref(), async move {
+        match serve_inner(srv, &rr, &q, &parts, body).await {
+            Ok(resp) => resp,
+            Err(s) => status_response(&s),
+        }
+    })
+    .await
 }
 
 fn pod_node(pod: &Value) -> Option<&str> {
@@ -339,6 +343,7 @@ fn json_patch_doc(body: &Bytes) -> Result<json_patch::Patch, Status> {
 fn patch_doc(body: &Bytes) -> Result<Value, Status> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| Status::bad_request(format!("error decoding patch: {e}")))?;
+    crate::fieldvalidation::patch_body(body);
     if !v.is_object() {
         return Err(Status::bad_request("a merge patch must be a JSON object"));
     }
@@ -380,7 +385,7 @@ fn decode_object(res: &Resource, body: &Bytes, fmt: BodyFormat) -> Result<Value,
             res.api_version()
         )));
     }
-    Ok(obj)
+    crate::fieldvalidation::decoded(res, obj, body, fmt)
 }
 
 /// A create-only review object (TokenReview, SubjectAccessReview, ...). Until
@@ -580,10 +585,15 @@ pub async fn create(
         strategy::normalize(&mut obj);
         crate::managed::on_create(res, &mut obj);
         name = meta_str(&obj, "name").unwrap_or_default().to_string();
-        if dry_run {
-            return Ok(obj);
-        }
         let key = object_key(res, namespace, &name);
+        if dry_run {
+            // As upstream's dry-run storage: an existing object is still a conflict.
+            return match srv.store.get(&key).await {
+                Ok(Some(_)) => Err(store_error(res, &name, StoreError::AlreadyExists { key })),
+                Ok(None) => Ok(obj),
+                Err(e) => Err(store_error(res, &name, e)),
+            };
+        }
         match srv.store.create(&key, storage_bytes(&obj)).await {
             Ok(kv) => {
                 stamp(res, &mut obj, kv.mod_revision);
@@ -700,6 +710,9 @@ pub async fn update(
         let mut new = change.apply(&base, definition)?;
         if let Change::Apply(a) = &change {
             a.run(rr, &current, &mut new)?;
+        }
+        if !change.is_replace() {
+            crate::fieldvalidation::patched(definition, &mut new)?;
         }
         if !new.is_object() {
             return Err(Status::bad_request("the result must be a JSON object"));
