@@ -831,6 +831,84 @@ fn go_value(v: &Value) -> String {
     }
 }
 
+/// Whether `s` matches the ECMA-ish `pattern` (None when it does not compile). Compiled
+/// patterns are cached; the cache is bounded by the patterns CRDs define.
+fn pattern_matches(pattern: &str, s: &str) -> Option<bool> {
+    static CACHE: LazyLock<std::sync::Mutex<HashMap<String, Option<regex::Regex>>>> =
+        LazyLock::new(Default::default);
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() > 4096 {
+        cache.clear();
+    }
+    cache
+        .entry(pattern.to_string())
+        .or_insert_with(|| regex::Regex::new(pattern).ok())
+        .as_ref()
+        .map(|re| re.is_match(s))
+}
+
+/// The string formats kube-openapi checks (`strfmt`); unknown formats pass.
+fn format_ok(format: &str, s: &str) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let digits = |x: &str, n: usize| x.len() == n && x.bytes().all(|b| b.is_ascii_digit());
+    match format {
+        "date-time" | "datetime" => {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
+        }
+        "date" => {
+            let p: Vec<&str> = s.split('-').collect();
+            p.len() == 3
+                && digits(p[0], 4)
+                && digits(p[1], 2)
+                && digits(p[2], 2)
+                && time::Month::try_from(p[1].parse::<u8>().unwrap_or(0))
+                    .ok()
+                    .and_then(|m| {
+                        time::Date::from_calendar_date(
+                            p[0].parse().unwrap_or(0),
+                            m,
+                            p[2].parse().unwrap_or(0),
+                        )
+                        .ok()
+                    })
+                    .is_some()
+        }
+        "uuid" => s.len() == 36 && uuid::Uuid::parse_str(s).is_ok(),
+        "ipv4" => s.parse::<Ipv4Addr>().is_ok(),
+        "ipv6" => s.parse::<Ipv6Addr>().is_ok(),
+        "cidr" => s.split_once('/').is_some_and(|(ip, bits)| {
+            let max = match ip.parse::<IpAddr>() {
+                Ok(IpAddr::V4(_)) => 32,
+                Ok(IpAddr::V6(_)) => 128,
+                Err(_) => return false,
+            };
+            bits.parse::<u8>().is_ok_and(|b| b <= max) && !bits.starts_with('+')
+        }),
+        "byte" => base64::Engine::decode(&base64::engine::general_purpose::STANDARD, s).is_ok(),
+        "hostname" => {
+            !s.is_empty()
+                && s.len() <= 253
+                && s.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                })
+        }
+        "email" => s
+            .split_once('@')
+            .is_some_and(|(a, b)| !a.is_empty() && b.contains('.') && !b.contains('@')),
+        "mac" => {
+            let p: Vec<&str> = s.split([':', '-']).collect();
+            matches!(p.len(), 6 | 8 | 20)
+                && p.iter()
+                    .all(|x| x.len() == 2 && x.bytes().all(|b| b.is_ascii_hexdigit()))
+        }
+        _ => true,
+    }
+}
+
 fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -988,14 +1066,25 @@ fn validate_value(v: &Value, s: &Value, path: &str, causes: &mut Vec<Cause>) {
             }
         }
         if let Some(p) = sm.get("pattern").and_then(Value::as_str) {
-            if let Ok(re) = regex::Regex::new(p) {
-                if !re.is_match(st) {
-                    causes.push(invalid(
-                        path,
-                        v,
-                        format!("{path} in body should match '{p}'"),
-                    ));
-                }
+            if pattern_matches(p, st) == Some(false) {
+                causes.push(invalid(
+                    path,
+                    v,
+                    format!("{path} in body should match '{p}'"),
+                ));
+            }
+        }
+        if let Some(f) = sm.get("format").and_then(Value::as_str) {
+            if !format_ok(f, st) {
+                causes.push(Cause::new(
+                    "FieldValueTypeInvalid",
+                    format!(
+                        "Invalid value: {}: {path} in body must be of type {f}: {}",
+                        go_value(v),
+                        go_value(v)
+                    ),
+                    path,
+                ));
             }
         }
     }
@@ -1994,6 +2083,32 @@ mod tests {
         assert_eq!(
             causes[0].field,
             "s.properties[spec].properties[replicas].default"
+        );
+    }
+
+    #[test]
+    fn formats() {
+        assert!(format_ok("date-time", "2024-01-02T03:04:05Z"));
+        assert!(!format_ok("date-time", "yesterday"));
+        assert!(format_ok("date", "2024-02-29"));
+        assert!(!format_ok("date", "2023-02-29"));
+        assert!(format_ok("cidr", "10.0.0.0/8"));
+        assert!(!format_ok("cidr", "10.0.0.0/33"));
+        assert!(format_ok("uuid", "123e4567-e89b-12d3-a456-426614174000"));
+        assert!(!format_ok("ipv4", "1.2.3"));
+        assert!(format_ok("whatever", "x"));
+        assert_eq!(pattern_matches("^a+$", "aaa"), Some(true));
+        assert_eq!(pattern_matches("(", "x"), None);
+        let mut causes = Vec::new();
+        validate_value(
+            &json!("nope"),
+            &json!({"type": "string", "format": "date-time"}),
+            "spec.when",
+            &mut causes,
+        );
+        assert_eq!(
+            causes[0].message,
+            "Invalid value: \"nope\": spec.when in body must be of type date-time: \"nope\""
         );
     }
 
