@@ -339,6 +339,34 @@ fn crd_lifecycle_with_kubectl() {
     let _ = child.kill();
     let _ = child.wait();
 
+    // Selectors, all-namespaces listing and deletecollection work as for built-ins.
+    let one = s.ok(&[
+        "get",
+        "widgets",
+        "--field-selector",
+        "metadata.name=alpha",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(one.trim(), "widget.example.com/alpha");
+    s.ok(&["label", "widget", "beta", "tier=back"]);
+    let labelled = s.ok(&["get", "widgets", "-l", "tier=back", "-o", "name"]);
+    assert_eq!(labelled.trim(), "widget.example.com/beta");
+    let all = s.ok(&["get", "widgets", "-A"]);
+    assert!(
+        all.lines().next().unwrap().starts_with("NAMESPACE"),
+        "{all}"
+    );
+    s.ok(&["create", "namespace", "scratch"]);
+    let scratch = s.manifest(
+        "scratch.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: s1, namespace: scratch}\nspec: {size: S}\n",
+    );
+    s.ok(&["create", "-f", &scratch]);
+    s.ok(&["delete", "widgets", "--all", "-n", "scratch"]);
+    let left = s.ok(&["get", "widgets", "-n", "scratch", "-o", "name"]);
+    assert!(left.trim().is_empty(), "{left}");
+
     // A default added later applies to stored objects when they are read.
     s.ok(&[
         "patch",
