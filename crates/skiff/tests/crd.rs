@@ -567,3 +567,31 @@ spec:
     assert!(!out.status.success(), "a conflicting CRD is not served");
     s.ok(&["get", "--raw", "/apis/example.com/v1/things"]);
 }
+
+#[test]
+fn deleting_a_namespace_deletes_its_custom_resources() {
+    let s = Server::start();
+    let crd = s.manifest("crd.yaml", CRD);
+    s.ok(&["apply", "-f", &crd]);
+    s.ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=10s",
+        "crd/widgets.example.com",
+    ]);
+    s.ok(&["create", "namespace", "doomed"]);
+    let w = s.manifest(
+        "w.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: doomed}\nspec: {size: S}\n",
+    );
+    wait_until("the widget to be created", || {
+        s.kubectl(&["create", "-f", &w]).status.success()
+    });
+    s.ok(&["delete", "namespace", "doomed", "--wait=false"]);
+    wait_until("the namespace and its widget to be gone", || {
+        !s.kubectl(&["get", "namespace", "doomed"]).status.success()
+    });
+    let list = json(&s.ok(&["get", "--raw", "/apis/example.com/v1/widgets"]));
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+}
