@@ -444,6 +444,37 @@ fn admit_crd(obj: &mut Value, old: Option<&Value>) -> Result<(), Status> {
                     format!("{path}.schema.openAPIV3Schema"),
                 )),
             }
+            if let Some(sc) = v.pointer("/subresources/scale") {
+                let sp = format!("{path}.subresources.scale");
+                for (f, under, required) in [
+                    ("specReplicasPath", &[".spec."][..], true),
+                    ("statusReplicasPath", &[".status."][..], true),
+                    ("labelSelectorPath", &[".spec.", ".status."][..], false),
+                ] {
+                    match sc.get(f).and_then(Value::as_str) {
+                        None | Some("") if required => causes.push(Cause::new(
+                            "FieldValueRequired",
+                            "Required value",
+                            format!("{sp}.{f}"),
+                        )),
+                        Some(p) if !p.is_empty() && !under.iter().any(|u| p.starts_with(u)) => {
+                            causes.push(Cause::new(
+                                "FieldValueInvalid",
+                                format!(
+                                    "Invalid value: {p:?}: should be a json path under {}",
+                                    if under.len() > 1 {
+                                        "either .spec or .status"
+                                    } else {
+                                        under[0].trim_end_matches('.')
+                                    }
+                                ),
+                                format!("{sp}.{f}"),
+                            ))
+                        }
+                        _ => {}
+                    }
+                }
+            }
             if let Some(cols) = v.get("additionalPrinterColumns").and_then(Value::as_array) {
                 for (j, c) in cols.iter().enumerate() {
                     let cp = format!("{path}.additionalPrinterColumns[{j}]");

@@ -85,14 +85,29 @@ pub fn document_bytes(group: &str, version: &str) -> Option<(bytes::Bytes, Strin
             d.hash.clone(),
         ));
     }
-    registry::dynamic()
-        .iter()
-        .any(|r| r.group == group && r.version == version)
-        .then(|| {
-            let bytes = serde_json::to_vec(&document(group, version)).expect("JSON serialises");
-            let hash = format!("{:016X}", fnv1a(&bytes));
-            (bytes::Bytes::from(bytes), hash)
-        })
+    // Cached per group-version until its rows change (a changed CRD gets new rows).
+    type Cache = BTreeMap<String, (Vec<usize>, bytes::Bytes, String)>;
+    static CACHE: std::sync::Mutex<Cache> = std::sync::Mutex::new(BTreeMap::new());
+    let rows: Vec<usize> = registry::dynamic()
+        .into_iter()
+        .filter(|r| r.group == group && r.version == version)
+        .map(|r| r as *const Resource as usize)
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let path = gv_path(group, version);
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((cached_rows, bytes, hash)) = cache.get(&path) {
+        if *cached_rows == rows {
+            return Some((bytes.clone(), hash.clone()));
+        }
+    }
+    let bytes =
+        bytes::Bytes::from(serde_json::to_vec(&document(group, version)).expect("JSON serialises"));
+    let hash = format!("{:016X}", fnv1a(&bytes));
+    cache.insert(path, (rows, bytes.clone(), hash.clone()));
+    Some((bytes, hash))
 }
 
 fn definition_name(group: &str, version: &str, kind: &str) -> String {
