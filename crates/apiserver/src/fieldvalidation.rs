@@ -365,7 +365,7 @@ pub fn decoded(
     fmt: BodyFormat,
 ) -> Result<Value, Status> {
     let Some(schema) = kind_schema(res.group, res.version, res.kind) else {
-        return Ok(obj);
+        return custom_resource(res, obj);
     };
     if !matches!(fmt, BodyFormat::Json | BodyFormat::Yaml) {
         return Ok(obj);
@@ -397,6 +397,36 @@ pub fn decoded(
             Ok(obj)
         }
     }
+}
+
+/// Custom resources: the unknown fields are those their CRD's structural schema prunes
+/// (`crate::crd` drops them later whatever the directive).
+fn custom_resource(res: &Resource, obj: Value) -> Result<Value, Status> {
+    let d = directive();
+    if d == Directive::Ignore {
+        return Ok(obj);
+    }
+    let Some(unknown) = crate::crd::unknown_fields(res, &obj) else {
+        return Ok(obj);
+    };
+    if unknown.is_empty() {
+        return Ok(obj);
+    }
+    let errs: Vec<String> = unknown
+        .iter()
+        .map(|p| format!("unknown field \"{p}\""))
+        .collect();
+    if d == Directive::Strict {
+        return Err(Status::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+            res.kind,
+            res.version,
+            res.kind,
+            errs.join(", ")
+        )));
+    }
+    let _ = STATE.try_with(|s| s.borrow_mut().warnings.extend(errs));
+    Ok(obj)
 }
 
 /// The hook for merge and strategic merge patch bodies: remembers their duplicate fields.

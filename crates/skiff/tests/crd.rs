@@ -197,6 +197,24 @@ fn crd_lifecycle_with_kubectl() {
             && out.contains("widget.example.com/beta created"),
         "{out}"
     );
+    // kubectl's default (fieldValidation=Strict) refuses the fields pruning would drop;
+    // Warn reports them.
+    let strict = s.manifest(
+        "strict.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: strict}\nspec: {size: S, bogus: 1}\n",
+    );
+    let err = s.fails(&["create", "-f", &strict]);
+    assert!(
+        err.contains("strict decoding error: unknown field \"spec.bogus\""),
+        "{err}"
+    );
+    let out = s.kubectl(&["create", "--validate=warn", "-f", &strict]);
+    let warn = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && warn.contains("unknown field \"spec.bogus\""),
+        "{warn}"
+    );
+    s.ok(&["delete", "widget", "strict"]);
     let alpha = json(&s.ok(&["get", "widget", "alpha", "-o", "json"]));
     assert_eq!(alpha["apiVersion"], "example.com/v1");
     assert_eq!(alpha["spec"]["replicas"], 1);
