@@ -13,9 +13,9 @@
 //! Paths are upstream's: dotted field names with `[i]` for list items. Errors come in
 //! document order; an unknown field repeated is reported once, as unknown.
 //!
-//! The schemas are the OpenAPI v3 components of `skiff-openapi`, parsed once. Kinds without
-//! a schema there (custom resources) are left alone, as are protobuf bodies (which cannot
-//! carry unknown fields).
+//! The schemas are the OpenAPI v3 components of `skiff-openapi`, parsed once. Custom
+//! resources use their CRD's structural schema (`crate::crd::unknown_fields`) for create and
+//! update bodies; protobuf bodies are left alone (they cannot carry unknown fields).
 //!
 //! Warnings are collected per request in a task-local (upstream's warning recorder in the
 //! request context), so handlers deep in the call chain can add them; [`scope`] turns them
