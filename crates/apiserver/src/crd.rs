@@ -182,6 +182,18 @@ pub fn on_read(res: &Resource, obj: &mut Value) {
     }
 }
 
+/// Custom resources take JSON, merge and apply patches only (upstream's crdHandler).
+pub fn check_strategic_patch(res: &Resource) -> Result<(), Status> {
+    if version(res).is_none() {
+        return Ok(());
+    }
+    Err(Status::new(
+        415,
+        "UnsupportedMediaType",
+        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+    ))
+}
+
 fn is_crd_row(res: &Resource) -> bool {
     res.group == GROUP && res.kind == "CustomResourceDefinition"
 }
@@ -209,6 +221,23 @@ pub fn admit(res: &Resource, obj: &mut Value, old: Option<&Value>) -> Result<(),
     };
     prune(obj, schema, true);
     apply_defaults(obj, schema);
+    // Pruned fields changed nothing: the generation the strategy bumped stays as it was.
+    if let Some(old) = old {
+        let strip = |v: &Value| {
+            let mut v = v.clone();
+            if let Some(m) = v.as_object_mut() {
+                for k in ["metadata", "status", "kind", "apiVersion"] {
+                    m.remove(k);
+                }
+            }
+            v
+        };
+        if strip(obj) == strip(old) {
+            if let Some(g) = old.pointer("/metadata/generation").cloned() {
+                skiff_api::strategy::meta_mut(obj).insert("generation".into(), g);
+            }
+        }
+    }
     let mut causes = Vec::new();
     if let Some(m) = obj.as_object() {
         for (k, child) in m {

@@ -429,6 +429,32 @@ fn custom_resource(res: &Resource, obj: Value) -> Result<Value, Status> {
     Ok(obj)
 }
 
+/// The hook for a patched custom resource: the fields its CRD's schema prunes are unknown.
+pub fn patched_custom_resource(res: &Resource, obj: &Value) -> Result<(), Status> {
+    let d = directive();
+    if d == Directive::Ignore {
+        return Ok(());
+    }
+    let Some(unknown) = crate::crd::unknown_fields(res, obj) else {
+        return Ok(());
+    };
+    let mut errs = STATE
+        .try_with(|s| s.borrow().patch_duplicates.clone())
+        .unwrap_or_default();
+    errs.extend(unknown.iter().map(|p| format!("unknown field \"{p}\"")));
+    if errs.is_empty() {
+        return Ok(());
+    }
+    if d == Directive::Strict {
+        return Err(Status::bad_request(format!(
+            "strict decoding error: {}",
+            errs.join(", ")
+        )));
+    }
+    let _ = STATE.try_with(|s| s.borrow_mut().patch_warnings = errs);
+    Ok(())
+}
+
 /// The hook for merge and strategic merge patch bodies: remembers their duplicate fields.
 pub fn patch_body(body: &[u8]) {
     if directive() == Directive::Ignore {

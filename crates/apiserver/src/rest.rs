@@ -268,7 +268,10 @@ async fn serve_request(
                 BodyFormat::ApplyPatch => Change::Apply(crate::managed::apply_patch(rr, q, &body)?),
                 BodyFormat::JsonPatch => Change::JsonPatch(json_patch_doc(&body)?),
                 BodyFormat::MergePatch => Change::MergePatch(patch_doc(&body)?),
-                BodyFormat::StrategicMergePatch => Change::Strategic(patch_doc(&body)?),
+                BodyFormat::StrategicMergePatch => {
+                    crate::crd::check_strategic_patch(res)?;
+                    Change::Strategic(patch_doc(&body)?)
+                }
             };
             if let Change::Apply(a) = &change {
                 let created = crate::managed::create_on_apply(srv, rr, name, a, q.dry_run).await?;
@@ -713,6 +716,9 @@ pub async fn update(
         }
         if !change.is_replace() {
             crate::fieldvalidation::patched(definition, &mut new)?;
+            if !matches!(change, Change::Apply(_)) {
+                crate::fieldvalidation::patched_custom_resource(res, &new)?;
+            }
         }
         if !new.is_object() {
             return Err(Status::bad_request("the result must be a JSON object"));

@@ -215,6 +215,29 @@ fn crd_lifecycle_with_kubectl() {
         "{warn}"
     );
     s.ok(&["delete", "widget", "strict"]);
+    // kubectl patch sends no fieldValidation: the default (Warn) warns and prunes.
+    let out = s.kubectl(&[
+        "patch",
+        "widget",
+        "alpha",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"bogus":1}}"#,
+    ]);
+    let warn = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && warn.contains("unknown field \"spec.bogus\""),
+        "{warn}"
+    );
+    let raw = s.kubectl(&[
+        "get",
+        "--raw",
+        "/apis/example.com/v1/namespaces/default/widgets/alpha",
+    ]);
+    assert!(!String::from_utf8_lossy(&raw.stdout).contains("bogus"));
+    // Strategic merge patches are for built-in kinds only.
+    let err = s.fails(&["patch", "widget", "alpha", "-p", r#"{"spec":{"size":"L"}}"#]);
+    assert!(err.contains("application/merge-patch+json"), "{err}");
     let alpha = json(&s.ok(&["get", "widget", "alpha", "-o", "json"]));
     assert_eq!(alpha["apiVersion"], "example.com/v1");
     assert_eq!(alpha["spec"]["replicas"], 1);
