@@ -191,15 +191,7 @@ impl ApiServer {
                 "get".into(),
                 none,
             ),
-            route::Route::OpenApiV2 => (
-                status_response(&Status::new(
-                    404,
-                    "NotFound",
-                    "the server could not find the requested resource",
-                )),
-                "get".into(),
-                none,
-            ),
+            route::Route::OpenApiV2 => (openapi::v2_response(&parts.headers), "get".into(), none),
             route::Route::OpenApiV3Index
             | route::Route::OpenApiV3 { .. }
             | route::Route::CoreVersions

@@ -412,6 +412,39 @@ fn components(group: &str, version: &str) -> Value {
         .expect("the schema crate embeds valid JSON")
 }
 
+/// The protobuf media type clients ask `/openapi/v2` for (a gnostic `openapi_v2.Document`),
+/// and the one upstream's kube-openapi handler answers with (`@` is not a token character,
+/// so Go's `mime.ParseMediaType` would reject it in a `Content-Type`).
+const OPENAPI_V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+const OPENAPI_V2_PROTOBUF_RESPONSE: &str =
+    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// `/openapi/v2`. Skiff publishes its schemas as OpenAPI v3 only; clients that still load
+/// the v2 document before using v3 (kubectl 1.27 and 1.28 `explain`, whose `Complete`
+/// fetches it unconditionally and fails on a 404) get an empty protobuf `Document` — a
+/// valid message with no definitions, which makes them fall back to their built-in types
+/// where they would have used v2 models. JSON (`swagger.json`) stays a 404: an empty
+/// JSON document would not be a valid Swagger 2.0 document.
+pub fn v2_response(headers: &http::HeaderMap) -> crate::Resp {
+    let wants_protobuf = headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|a| a.contains(OPENAPI_V2_PROTOBUF) || a.contains(OPENAPI_V2_PROTOBUF_RESPONSE));
+    if !wants_protobuf {
+        return crate::status_response(&skiff_api::status::Status::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
+    }
+    http::Response::builder()
+        .status(http::StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, OPENAPI_V2_PROTOBUF_RESPONSE)
+        .body(crate::full(bytes::Bytes::new()))
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
