@@ -58,6 +58,8 @@ pub struct Version {
     pub columns: Vec<PrinterColumn>,
     /// The `/scale` subresource's paths, as JSON pointers.
     pub scale: Option<ScalePaths>,
+    /// The warning every request to a deprecated version gets.
+    pub deprecation: Option<String>,
 }
 
 /// `subresources.scale` of a CRD version, as JSON pointers (`/spec/replicas`).
@@ -179,6 +181,13 @@ fn terminating(crd_name: &str) -> bool {
 pub fn on_read(res: &Resource, obj: &mut Value) {
     if let Some(schema) = version(res).as_ref().and_then(|v| v.schema.as_ref()) {
         apply_defaults(obj, schema);
+    }
+}
+
+/// Called for every request to a row: deprecated CRD versions answer with a warning.
+pub fn on_request(res: &Resource) {
+    if let Some(w) = version(res).and_then(|v| v.deprecation.clone()) {
+        crate::fieldvalidation::add_warning(w);
     }
 }
 
@@ -1556,6 +1565,15 @@ fn build_rows(name: &str, crd: &Value) -> Rows {
                         label_selector: f("labelSelectorPath"),
                     }
                 }),
+                deprecation: (v.get("deprecated").and_then(Value::as_bool) == Some(true)).then(
+                    || match v.get("deprecationWarning").and_then(Value::as_str) {
+                        Some(w) => w.to_string(),
+                        None => format!(
+                            "{group}/{} {kind} is deprecated",
+                            v["name"].as_str().unwrap_or_default()
+                        ),
+                    },
+                ),
             });
             (row, info)
         })

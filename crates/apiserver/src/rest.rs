@@ -65,6 +65,7 @@ async fn serve_request(
     body: impl Future<Output = Result<Bytes, Status>>,
 ) -> Result<Resp, Status> {
     let res = rr.res;
+    crate::crd::on_request(res);
     // Upstream serves namespaced resources outside a namespace for list and watch only:
     // other methods there have no route (go-restful's 405).
     if res.namespaced && rr.namespace.is_none() && parts.method != Method::GET {

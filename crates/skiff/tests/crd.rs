@@ -76,6 +76,7 @@ spec:
   - name: v1beta1
     served: true
     storage: false
+    deprecated: true
     schema:
       openAPIV3Schema:
         type: object
@@ -246,7 +247,13 @@ fn crd_lifecycle_with_kubectl() {
     assert_eq!(alpha["spec"]["extra"]["anything"]["goes"], "here");
     assert_eq!(alpha["metadata"]["generation"], 1);
     // v1beta1 preserves everything; read through v1 applies v1's view of the same object.
-    let beta = json(&s.ok(&["get", "widgets.v1beta1.example.com", "beta", "-o", "json"]));
+    let out = s.kubectl(&["get", "widgets.v1beta1.example.com", "beta", "-o", "json"]);
+    let warn = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warn.contains("Warning: example.com/v1beta1 Widget is deprecated"),
+        "{warn}"
+    );
+    let beta = json(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(beta["apiVersion"], "example.com/v1beta1");
     assert_eq!(beta["spec"]["replicas"], 3);
     let beta_v1 = json(&s.ok(&["get", "widgets.v1.example.com", "beta", "-o", "json"]));
