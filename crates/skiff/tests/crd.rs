@@ -387,6 +387,15 @@ fn crd_lifecycle_with_kubectl() {
     let _ = child.kill();
     let _ = child.wait();
 
+    // describe, and the `all` category.
+    let described = s.ok(&["describe", "widget", "alpha"]);
+    assert!(
+        described.contains("Name:") && described.contains("alpha") && described.contains("Size:"),
+        "{described}"
+    );
+    let all = s.ok(&["get", "all", "-o", "name"]);
+    assert!(all.contains("widget.example.com/alpha"), "{all}");
+
     // Selectors, all-namespaces listing and deletecollection work as for built-ins.
     let one = s.ok(&[
         "get",
