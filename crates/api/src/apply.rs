@@ -142,15 +142,20 @@ impl FieldSet {
 
     pub fn union(&self, o: &FieldSet) -> FieldSet {
         let mut out = self.clone();
-        out.members.extend(o.members.iter().cloned());
-        for (pe, c) in &o.children {
-            let merged = match out.children.get(pe) {
-                Some(mine) => mine.union(c),
-                None => c.clone(),
-            };
-            out.children.insert(pe.clone(), merged);
-        }
+        out.union_with(o);
         out
+    }
+
+    fn union_with(&mut self, o: &FieldSet) {
+        self.members.extend(o.members.iter().cloned());
+        for (pe, c) in &o.children {
+            match self.children.get_mut(pe) {
+                Some(mine) => mine.union_with(c),
+                None => {
+                    self.children.insert(pe.clone(), c.clone());
+                }
+            }
+        }
     }
 
     pub fn difference(&self, o: &FieldSet) -> FieldSet {
@@ -786,13 +791,18 @@ pub fn merge(ty: Ty<'_>, live: &Value, config: &Value) -> Value {
     let rn = node(ty, config);
     match (&ln, &rn) {
         (Node::Obj(lm), Node::Obj(rm)) => {
-            let mut out = (*lm).clone();
-            for (k, rv) in rm.iter() {
-                let merged = match lm.get(k) {
-                    Some(lv) => merge(ty.field(k), lv, rv),
-                    None => rv.clone(),
+            let mut out = Map::new();
+            for (k, lv) in lm.iter() {
+                let merged = match rm.get(k) {
+                    Some(rv) => merge(ty.field(k), lv, rv),
+                    None => lv.clone(),
                 };
                 out.insert(k.clone(), merged);
+            }
+            for (k, rv) in rm.iter() {
+                if !lm.contains_key(k) {
+                    out.insert(k.clone(), rv.clone());
+                }
             }
             Value::Object(out)
         }
@@ -1550,9 +1560,10 @@ fn apply_entries(
     };
     // Remove what this manager applied last time and nobody (itself included) owns now.
     if !last.is_empty() {
-        let owned = entries
-            .iter()
-            .fold(FieldSet::default(), |acc, e| acc.union(&e.fields));
+        let mut owned = FieldSet::default();
+        for e in entries.iter() {
+            owned.union_with(&e.fields);
+        }
         let owned = ensure_named_fields_are_members(w.ty, &owned);
         let last = ensure_named_fields_are_members(w.ty, &last);
         let present = ensure_named_fields_are_members(w.ty, &to_field_set(w.ty, &merged));
