@@ -511,6 +511,7 @@ async fn run(args: &Args, skiff: &Path) -> anyhow::Result<()> {
     let mut list_times = Vec::new();
     let mut list_heads = Vec::new();
     let mut list_bytes = 0;
+    let mut list_items = 0;
     for _ in 0..5 {
         let t = Instant::now();
         let resp = conn
@@ -527,10 +528,20 @@ async fn run(args: &Args, skiff: &Path) -> anyhow::Result<()> {
             bail!("list: {code}");
         }
         let v: serde_json::Value = serde_json::from_slice(&body)?;
-        let n = v["items"].as_array().map_or(0, Vec::len);
-        if n != listed_count {
-            bail!("list returned {n} items, expected {listed_count}");
+        let items = v["items"].as_array().map_or(&[][..], Vec::as_slice);
+        // The controller manager adds objects of its own (kube-root-ca.crt).
+        let ours = items
+            .iter()
+            .filter(|i| {
+                i["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("cm-"))
+            })
+            .count();
+        if ours != listed_count {
+            bail!("list returned {ours} of our ConfigMaps, expected {listed_count}");
         }
+        list_items = items.len();
     }
     let list = Samples::new(list_times);
     let list_head = Samples::new(list_heads);
@@ -649,7 +660,7 @@ async fn run(args: &Args, skiff: &Path) -> anyhow::Result<()> {
         ratio: ratio_higher(gets, 3100.0, 3800.0),
     });
     rows.push(Row {
-        what: format!("list {listed_count} ConfigMaps, JSON (median of 5)"),
+        what: format!("list {list_items} ConfigMaps, JSON (median of 5)"),
         value: format!(
             "{:.0} ms (min {:.0}, max {:.0}; headers after {:.0} ms; {:.1} MiB)",
             ms(list.median()),
