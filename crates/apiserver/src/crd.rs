@@ -332,6 +332,20 @@ fn admit_crd(obj: &mut Value, old: Option<&Value>) -> Result<(), Status> {
             "Required value",
             "spec.group",
         ));
+    } else if (group == "k8s.io"
+        || group.ends_with(".k8s.io")
+        || group == "kubernetes.io"
+        || group.ends_with(".kubernetes.io"))
+        && obj
+            .pointer("/metadata/annotations/api-approved.kubernetes.io")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+    {
+        causes.push(Cause::new(
+            "FieldValueRequired",
+            "Required value: protected groups must have approval annotation \"api-approved.kubernetes.io\", see https://github.com/kubernetes/enhancements/pull/1111",
+            "metadata.annotations[api-approved.kubernetes.io]",
+        ));
     } else if !group.contains('.') {
         causes.push(Cause::new(
             "FieldValueInvalid",
@@ -2188,6 +2202,37 @@ mod tests {
             causes[0].message,
             "Invalid value: \"nope\": spec.when in body must be of type date-time: \"nope\""
         );
+    }
+
+    fn crd(group: &str) -> Value {
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("things.{group}")},
+            "spec": {"group": group, "scope": "Cluster",
+                "names": {"plural": "things", "kind": "Thing"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object"}}}]}})
+    }
+
+    #[test]
+    fn crd_admission() {
+        let mut ok = crd("example.com");
+        admit_crd(&mut ok, None).unwrap();
+        assert_eq!(ok["spec"]["names"]["listKind"], "ThingList");
+        assert_eq!(ok["spec"]["names"]["singular"], "thing");
+        assert_eq!(ok["metadata"]["finalizers"], json!([FINALIZER]));
+        assert_eq!(ok["status"]["storedVersions"], json!(["v1"]));
+        let err = admit_crd(&mut crd("foo.k8s.io"), None).unwrap_err();
+        assert_eq!(err.code, 422);
+        assert_eq!(
+            err.details.causes[0].field,
+            "metadata.annotations[api-approved.kubernetes.io]"
+        );
+        let mut two = crd("example.com");
+        two["spec"]["versions"][0]["storage"] = json!(false);
+        let err = admit_crd(&mut two, None).unwrap_err();
+        assert!(err
+            .message
+            .contains("must have exactly one version marked as storage version"));
     }
 
     #[test]
