@@ -645,6 +645,14 @@ fn deleting_a_namespace_deletes_its_custom_resources() {
     wait_until("the widget to be created", || {
         s.kubectl(&["create", "-f", &w]).status.success()
     });
+    // An older kubectl (OpenAPI-driven validation, older discovery) works with CRs too.
+    let old = s.manifest(
+        "old.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: old, namespace: doomed}\nspec: {size: M}\n",
+    );
+    s.ok_v(27, &["apply", "-f", &old]);
+    let table = s.ok_v(27, &["get", "widgets", "-n", "doomed"]);
+    assert!(table.contains("SIZE") && table.contains("old"), "{table}");
     s.ok(&["delete", "namespace", "doomed", "--wait=false"]);
     wait_until("the namespace and its widget to be gone", || {
         !s.kubectl(&["get", "namespace", "doomed"]).status.success()
