@@ -9,6 +9,11 @@ use skiff_api::status::Status;
 pub enum Output {
     Json,
     Yaml,
+    /// `application/vnd.kubernetes.protobuf` (client-go's preference): objects and lists of
+    /// built-in kinds as the `k8s\0` envelope; anything the codec has no schema for
+    /// (custom resources, Tables) is sent as JSON, which such clients accept as well. Watch
+    /// streams stay JSON.
+    Protobuf,
     /// `meta.k8s.io` Table (v1 or v1beta1).
     Table {
         v1beta1: bool,
@@ -74,6 +79,7 @@ pub fn output(accept: Option<&str>) -> Result<Output, Status> {
                 None,
             ) => return Ok(Output::Json),
             ("application/yaml", None) => return Ok(Output::Yaml),
+            ("application/vnd.kubernetes.protobuf", None) => return Ok(Output::Protobuf),
             _ => continue,
         }
     }
@@ -137,6 +143,11 @@ pub fn decode(bytes: &Bytes, yaml: bool) -> Result<Value, Status> {
 }
 
 pub fn encode(value: &Value, out: Output) -> (Vec<u8>, &'static str) {
+    if out == Output::Protobuf {
+        if let Ok(bytes) = skiff_proto::encode(value) {
+            return (bytes, skiff_proto::MEDIA_TYPE);
+        }
+    }
     match out {
         Output::Yaml => (
             serde_saphyr::to_string(value)
@@ -157,11 +168,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn protobuf_responses_for_built_in_kinds_json_otherwise() {
+        let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "x", "resourceVersion": "5"}, "data": {"a": "b"}});
+        let (bytes, ct) = encode(&cm, Output::Protobuf);
+        assert_eq!(ct, "application/vnd.kubernetes.protobuf");
+        assert_eq!(skiff_proto::decode(&bytes).unwrap().object, cm);
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMapList",
+            "metadata": {"resourceVersion": "5"}, "items": [cm]});
+        let (bytes, ct) = encode(&list, Output::Protobuf);
+        assert_eq!(ct, "application/vnd.kubernetes.protobuf");
+        assert_eq!(
+            skiff_proto::decode(&bytes).unwrap().object["items"][0]["data"]["a"],
+            "b"
+        );
+        let cr = serde_json::json!({"apiVersion": "example.com/v1", "kind": "Widget"});
+        assert_eq!(encode(&cr, Output::Protobuf).1, "application/json");
+    }
+
+    #[test]
     fn kubectl_get_accept_header_picks_table() {
         let a = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
         assert_eq!(output(Some(a)).unwrap(), Output::Table { v1beta1: false });
         assert_eq!(
             output(Some("application/vnd.kubernetes.protobuf, */*")).unwrap(),
+            Output::Protobuf
+        );
+        assert_eq!(
+            output(Some(
+                "application/json, application/vnd.kubernetes.protobuf"
+            ))
+            .unwrap(),
             Output::Json
         );
         assert_eq!(output(None).unwrap(), Output::Json);
