@@ -250,7 +250,19 @@ pub fn admit(res: &Resource, obj: &mut Value, old: Option<&Value>) -> Result<(),
     let mut causes = Vec::new();
     if let Some(m) = obj.as_object() {
         for (k, child) in m {
-            if matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+            if k == "metadata" {
+                // The schema may restrict name and generateName (and nothing else there).
+                for f in ["name", "generateName"] {
+                    if let (Some(s), Some(val)) = (
+                        schema.pointer(&format!("/properties/metadata/properties/{f}")),
+                        child.get(f),
+                    ) {
+                        validate_value(val, s, &format!("metadata.{f}"), &mut causes);
+                    }
+                }
+                continue;
+            }
+            if matches!(k.as_str(), "apiVersion" | "kind") {
                 continue;
             }
             if let Some(s) = schema.pointer(&format!("/properties/{}", escape(k))) {

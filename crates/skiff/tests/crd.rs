@@ -47,6 +47,12 @@ spec:
       openAPIV3Schema:
         type: object
         properties:
+          metadata:
+            type: object
+            properties:
+              name:
+                type: string
+                maxLength: 20
           spec:
             type: object
             required: [size]
@@ -286,6 +292,15 @@ fn crd_lifecycle_with_kubectl() {
     );
     let err = s.fails(&["create", "-f", &missing]);
     assert!(err.contains("spec.size: Required value"), "{err}");
+    let long = s.manifest(
+        "long.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: a-very-long-widget-name}\nspec: {size: S}\n",
+    );
+    let err = s.fails(&["create", "-f", &long]);
+    assert!(
+        err.contains("metadata.name: Too long: may not be more than 20 bytes"),
+        "{err}"
+    );
     let bad_json = s.manifest(
         "bad.json",
         r#"{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"bad"},"spec":{"size":"XL"}}"#,
