@@ -211,6 +211,20 @@ fn dry_run_runs_every_verb_and_persists_nothing() {
     assert!(a["metadata"]["labels"].get("x").is_none());
     assert_eq!(a["metadata"]["resourceVersion"], rv);
 
+    // server-side apply: create-on-apply and an apply to an existing object.
+    let out = s.ok(&["apply", "--server-side", "--dry-run=server", "-f", &f2]);
+    assert!(out.contains("serverside-applied (server dry run)"), "{out}");
+    s.fails(&["get", "configmap", "b"]);
+    s.ok(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--dry-run=server",
+        "-f",
+        &f3,
+    ]);
+    assert_eq!(get_json(&s, &["configmap", "a"])["data"]["k"], "one");
+
     // delete and deletecollection.
     let out = s.ok(&["delete", "configmap", "a", "--dry-run=server"]);
     assert!(out.contains("deleted (server dry run)"), "{out}");
