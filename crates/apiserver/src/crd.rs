@@ -888,8 +888,17 @@ fn apply_defaults(v: &mut Value, s: &Value) {
                         x.is_null() && ps.get("nullable").and_then(Value::as_bool) != Some(true)
                     });
                     if absent {
-                        if let Some(d) = ps.get("default") {
-                            m.insert(k.clone(), d.clone());
+                        match ps.get("default") {
+                            Some(d) => {
+                                m.insert(k.clone(), d.clone());
+                            }
+                            // A null where null is not allowed and nothing defaults it is
+                            // dropped (upstream's PruneNonNullableNullsWithoutDefaults).
+                            None => {
+                                if m.get(k).is_some_and(Value::is_null) {
+                                    m.remove(k);
+                                }
+                            }
                         }
                     }
                 }
@@ -1085,6 +1094,24 @@ fn validate_value(v: &Value, s: &Value, path: &str, causes: &mut Vec<Cause>) {
                     "Unsupported value: {}: supported values: {}",
                     go_value(v),
                     supported.join(", ")
+                ),
+                path,
+            ));
+        }
+    }
+    if let (Some(f), Some(n)) = (sm.get("format").and_then(Value::as_str), v.as_f64()) {
+        let (lo, hi) = match f {
+            "int32" => (i32::MIN as f64, i32::MAX as f64),
+            "int64" => (i64::MIN as f64, i64::MAX as f64),
+            _ => (f64::MIN, f64::MAX),
+        };
+        if n < lo || n > hi {
+            causes.push(Cause::new(
+                "FieldValueTypeInvalid",
+                format!(
+                    "Invalid value: {}: {path} in body must be of type {f}: {:?}",
+                    go_value(v),
+                    v.to_string()
                 ),
                 path,
             ));
@@ -2188,6 +2215,21 @@ mod tests {
             causes[0].field,
             "s.properties[spec].properties[replicas].default"
         );
+    }
+
+    #[test]
+    fn nulls_and_int_formats() {
+        let s = json!({"type": "object", "properties": {
+            "a": {"type": "string"}, "b": {"type": "string", "nullable": true},
+            "c": {"type": "string", "default": "x"},
+            "n": {"type": "integer", "format": "int32"}}});
+        let mut o = json!({"a": null, "b": null, "c": null});
+        apply_defaults(&mut o, &s);
+        assert_eq!(o, json!({"b": null, "c": "x"}));
+        let mut causes = Vec::new();
+        validate_value(&json!({"n": 3_000_000_000u64}), &s, "spec", &mut causes);
+        assert_eq!(causes.len(), 1);
+        assert_eq!(causes[0].field, "spec.n");
     }
 
     #[test]
