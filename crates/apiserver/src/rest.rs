@@ -1477,8 +1477,8 @@ async fn list_revision(srv: &ApiServer, res: &Resource, q: &Query) -> Result<i64
     }
 }
 
-pub struct ListResult {
-    pub items: Vec<Value>,
+pub struct ListResult<T = Value> {
+    pub items: Vec<T>,
     pub revision: i64,
     pub continue_token: Option<String>,
 }
@@ -1491,6 +1491,22 @@ pub async fn list_objects(
 ) -> Result<ListResult, Status> {
     let res = rr.res;
     let filter = crate::watch::Filter::new(res, q)?;
+    list_paged(srv, rr, q, |kv| {
+        let obj = decode_stored(res, kv)?;
+        Ok(filter.matches(&obj).then_some(obj))
+    })
+    .await
+}
+
+/// The paging loop of every list: `item` turns a stored key into a result item, or skips
+/// it (selectors). Pages are filled even when items are skipped.
+async fn list_paged<T>(
+    srv: &ApiServer,
+    rr: &ResourceRequest,
+    q: &Query,
+    mut item: impl FnMut(&KeyValue) -> Result<Option<T>, Status>,
+) -> Result<ListResult<T>, Status> {
+    let res = rr.res;
     let prefix = list_prefix(res, rr.namespace.as_deref());
     let (mut revision, mut start_after) = match &q.continue_token {
         Some(token) => {
@@ -1520,9 +1536,8 @@ pub async fn list_objects(
         revision = page.revision;
         let last_key = page.kvs.last().map(|kv| kv.key.clone());
         for kv in &page.kvs {
-            let obj = decode_stored(res, kv)?;
-            if filter.matches(&obj) {
-                items.push(obj);
+            if let Some(i) = item(kv)? {
+                items.push(i);
             }
         }
         if !page.more {
@@ -1555,6 +1570,16 @@ async fn list(
     out: Output,
 ) -> Result<Resp, Status> {
     let res = rr.res;
+    let unfiltered = q
+        .label_selector
+        .as_deref()
+        .is_none_or(|s| s.trim().is_empty())
+        && q.field_selector
+            .as_deref()
+            .is_none_or(|s| s.trim().is_empty());
+    if out == Output::Json && unfiltered && is_builtin(res) {
+        return list_json_raw(srv, rr, q).await;
+    }
     let result = list_objects(srv, rr, q).await?;
     let rv = result.revision.to_string();
     let body = match out {
@@ -1588,6 +1613,101 @@ async fn list(
         .unwrap())
 }
 
+/// Built-in resources are stored exactly as served (custom resources get defaults on read).
+fn is_builtin(res: &Resource) -> bool {
+    registry::RESOURCES.iter().any(|r| std::ptr::eq(r, res))
+}
+
+/// A JSON list built from the stored bytes without parsing them: each stored object is
+/// normalized JSON that starts with kind, apiVersion and metadata, so the only change a
+/// read makes — adding `metadata.resourceVersion` — is a splice. Objects that do not have
+/// that shape take the parsing path.
+async fn list_json_raw(srv: &ApiServer, rr: &ResourceRequest, q: &Query) -> Result<Resp, Status> {
+    let res = rr.res;
+    let prefix = format!(
+        "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{{",
+        serde_json::to_string(res.kind).expect("strings serialise"),
+        serde_json::to_string(&res.api_version()).expect("strings serialise"),
+    );
+    let result = list_paged(srv, rr, q, |kv| {
+        Ok(Some(
+            match splice_resource_version(&kv.value, prefix.as_bytes(), kv.mod_revision) {
+                Some(bytes) => bytes,
+                None => {
+                    serde_json::to_vec(&decode_stored(res, kv)?).expect("JSON values serialise")
+                }
+            },
+        ))
+    })
+    .await?;
+    let mut meta = Map::new();
+    meta.insert("resourceVersion".into(), json!(result.revision.to_string()));
+    if let Some(c) = &result.continue_token {
+        meta.insert("continue".into(), json!(c));
+    }
+    let head = json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(), "metadata": meta});
+    let head = serde_json::to_vec(&head).expect("JSON values serialise");
+    let size: usize = result.items.iter().map(|i| i.len() + 1).sum();
+    let mut body = Vec::with_capacity(head.len() + size + 16);
+    body.extend_from_slice(&head[..head.len() - 1]); // drop the closing brace
+    body.extend_from_slice(b",\"items\":[");
+    for (i, item) in result.items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item);
+    }
+    body.extend_from_slice(b"]}\n");
+    Ok(http::Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(crate::full(body))
+        .unwrap())
+}
+
+/// Inserts `"resourceVersion":"N"` into a stored object that starts with `prefix`
+/// (`{"kind":..,"apiVersion":..,"metadata":{`): after the uid when present (upstream's
+/// field order), else first in metadata.
+fn splice_resource_version(stored: &[u8], prefix: &[u8], revision: i64) -> Option<Vec<u8>> {
+    if !stored.starts_with(prefix) {
+        return None;
+    }
+    let rv = format!("\"resourceVersion\":\"{revision}\"");
+    let mut out = Vec::with_capacity(stored.len() + rv.len() + 1);
+    // Names, namespaces and generateName cannot contain quotes, so the first `"uid":"`
+    // after the metadata opening is the uid.
+    let meta = &stored[prefix.len()..];
+    let uid_at = find(meta, b"\"uid\":\"").filter(|at| !meta[..*at].contains(&b'{'));
+    match uid_at.and_then(|at| {
+        let value = at + 7;
+        meta[value..]
+            .iter()
+            .position(|b| *b == b'"')
+            .map(|end| value + end + 1)
+    }) {
+        Some(after_uid) => {
+            let cut = prefix.len() + after_uid;
+            out.extend_from_slice(&stored[..cut]);
+            out.push(b',');
+            out.extend_from_slice(rv.as_bytes());
+            out.extend_from_slice(&stored[cut..]);
+        }
+        None => {
+            out.extend_from_slice(prefix);
+            out.extend_from_slice(rv.as_bytes());
+            if meta.first() != Some(&b'}') {
+                out.push(b',');
+            }
+            out.extend_from_slice(meta);
+        }
+    }
+    Some(out)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 fn object_response(res: &Resource, code: StatusCode, obj: &Value, out: Output) -> Resp {
     let body = match out {
         Output::Table { v1beta1 } if obj.get("kind").and_then(Value::as_str) == Some(res.kind) => {
@@ -1613,6 +1733,32 @@ fn object_response(res: &Resource, code: StatusCode, obj: &Value, out: Output) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_version_splice_matches_parsing() {
+        let prefix = br#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"#;
+        let stored = br#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a","namespace":"d","uid":"u-1","creationTimestamp":"t"},"data":{"uid":"x"}}"#;
+        let out = splice_resource_version(stored, prefix, 42).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["metadata"]["resourceVersion"], "42");
+        let keys: Vec<_> = v["metadata"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                "name",
+                "namespace",
+                "uid",
+                "resourceVersion",
+                "creationTimestamp"
+            ]
+        );
+        assert_eq!(v["data"]["uid"], "x");
+        let bare = br#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{}}"#;
+        let v: Value =
+            serde_json::from_slice(&splice_resource_version(bare, prefix, 7).unwrap()).unwrap();
+        assert_eq!(v["metadata"], json!({"resourceVersion": "7"}));
+        assert!(splice_resource_version(br#"{"apiVersion":"v1"}"#, prefix, 1).is_none());
+    }
 
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {
