@@ -198,6 +198,8 @@ struct Client {
 struct Conn {
     send: SendRequest<Full<Bytes>>,
     authority: String,
+    /// Media type of request bodies (JSON unless a protobuf run asks otherwise).
+    content_type: &'static str,
 }
 
 impl Client {
@@ -232,6 +234,7 @@ impl Client {
         Ok(Conn {
             send,
             authority: format!("127.0.0.1:{}", self.port),
+            content_type: "application/json",
         })
     }
 }
@@ -241,7 +244,7 @@ impl Conn {
         Request::builder()
             .method(method)
             .uri(format!("https://{}{path}", self.authority))
-            .header("content-type", "application/json")
+            .header("content-type", self.content_type)
             .header("accept", "application/json")
             .body(Full::new(body))
             .expect("valid request")
@@ -281,6 +284,48 @@ fn configmap(name: &str, extra: Option<(&str, String)>) -> Bytes {
         "data": data,
     });
     Bytes::from(serde_json::to_vec(&cm).expect("JSON"))
+}
+
+/// The same ConfigMap as a Kubernetes protobuf body (what kubectl 1.32+ and client-go send).
+fn configmap_protobuf(name: &str) -> Bytes {
+    let json: serde_json::Value = serde_json::from_slice(&configmap(name, None)).expect("JSON");
+    Bytes::from(skiff_proto::encode(&json).expect("ConfigMaps encode"))
+}
+
+/// Time from creating a CRD to the first successful list of its resource, `n` times.
+async fn crd_to_served(conn: &mut Conn, n: usize) -> anyhow::Result<Samples> {
+    let mut samples = Vec::new();
+    for i in 0..n {
+        let plural = format!("widgets{i}");
+        let crd = serde_json::json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.bench.example.com")},
+            "spec": {"group": "bench.example.com", "scope": "Namespaced",
+                "names": {"plural": plural, "singular": format!("widget{i}"), "kind": format!("Widget{i}")},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+        });
+        let started = Instant::now();
+        let (code, body) = conn
+            .send(
+                "POST",
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                Bytes::from(serde_json::to_vec(&crd)?),
+            )
+            .await?;
+        if code != 201 {
+            bail!("creating a CRD: {code} {}", String::from_utf8_lossy(&body));
+        }
+        let path = format!("/apis/bench.example.com/v1/namespaces/load-a/{plural}");
+        while conn.send("GET", &path, Bytes::new()).await?.0 != 200 {
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("{plural} was not served 30 s after its CRD was created");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        samples.push(started.elapsed());
+    }
+    Ok(Samples::new(samples))
 }
 
 /// Sorted samples.
@@ -558,6 +603,34 @@ async fn run(args: &Args, skiff: &Path) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_loaded = srv.rss_mib();
     let peak = srv.peak_rss_mib();
+
+    // Request body encodings, back to back on the loaded server: JSON, then protobuf.
+    let mut conn = client.connect().await?;
+    let batch = (objects / 2).max(1);
+    let (json_creates, json_lat) = concurrent(&conn, args.concurrency, batch, move |i| {
+        (
+            "POST",
+            format!("/api/v1/namespaces/{}/configmaps", ns_of(i)),
+            configmap(&format!("json-{i}"), None),
+        )
+    })
+    .await?;
+    let pb_conn = Conn {
+        content_type: "application/vnd.kubernetes.protobuf",
+        ..conn.clone()
+    };
+    let (pb_creates, pb_lat) = concurrent(&pb_conn, args.concurrency, batch, move |i| {
+        (
+            "POST",
+            format!("/api/v1/namespaces/{}/configmaps", ns_of(i)),
+            configmap_protobuf(&format!("pb-{i}")),
+        )
+    })
+    .await?;
+    eprintln!("creates: JSON {json_creates:.0}/s, protobuf {pb_creates:.0}/s");
+    let crd = crd_to_served(&mut conn, 3).await?;
+    eprintln!("CRD → served: {:.0} ms", ms(crd.median()));
+    drop(conn);
     srv.stop()?;
 
     // Start-up with the objects stored.
@@ -679,6 +752,36 @@ async fn run(args: &Args, skiff: &Path) -> anyhow::Result<()> {
             ms(watch.pct(0.5)),
             ms(watch.pct(0.99)),
             watch.0.len()
+        ),
+        reference: "—",
+        ratio: "—".into(),
+    });
+
+    for (what, rate, lat) in [
+        ("JSON", json_creates, &json_lat),
+        ("protobuf", pb_creates, &pb_lat),
+    ] {
+        rows.push(Row {
+            what: format!("creates/s with {what} bodies, {batch} more on the loaded server"),
+            value: format!(
+                "{rate:.0} (p50 {:.1} ms, p99 {:.1} ms)",
+                ms(lat.median()),
+                ms(lat.pct(0.99))
+            ),
+            reference: "—",
+            ratio: if what == "protobuf" {
+                format!("{:.2}× JSON", pb_creates / json_creates)
+            } else {
+                "—".into()
+            },
+        });
+    }
+    rows.push(Row {
+        what: "CRD created → its resource served (median of 3)".into(),
+        value: format!(
+            "{:.0} ms (max {:.0} ms)",
+            ms(crd.median()),
+            ms(crd.pct(1.0))
         ),
         reference: "—",
         ratio: "—".into(),
