@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Server;
@@ -354,46 +352,25 @@ fn crd_lifecycle_with_kubectl() {
     assert_eq!(alpha["spec"]["size"], "L");
 
     // Watch prints rows with the printer columns.
-    let mut child = Command::new(common::kubectl_bin(33))
-        .arg("--kubeconfig")
-        .arg(s.kubeconfig())
-        .args(["get", "widgets", "-w"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines: Vec<String> = Vec::new();
-    let mut wait_for = |needle: &str| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
-                let found = l.starts_with(needle);
-                lines.push(l);
-                if found {
-                    return;
-                }
-            }
-        }
-        panic!("watch never printed {needle:?}; got {lines:?}");
-    };
-    wait_for("alpha");
+    let mut watch = s.watch(33, &["widgets"]);
+    watch.wait_for("a row for alpha", |l| l.starts_with("alpha"));
     let gamma = s.manifest(
         "gamma.yaml",
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: gamma}\nspec: {size: S, replicas: 7}\n",
     );
     s.ok(&["apply", "--server-side", "-f", &gamma]);
-    wait_for("gamma");
-    let _ = child.kill();
-    let _ = child.wait();
+    let row = watch.wait_for("a row for gamma", |l| l.starts_with("gamma"));
+    assert_eq!(
+        row.split_whitespace().take(3).collect::<Vec<_>>(),
+        ["gamma", "S", "7"],
+        "printer columns: {row}"
+    );
+    assert!(
+        watch.lines[0].starts_with("NAME") && watch.lines[0].contains("REPLICAS"),
+        "{:?}",
+        watch.lines
+    );
+    drop(watch);
 
     // describe, and the `all` category.
     let described = s.ok(&["describe", "widget", "alpha"]);

@@ -2,9 +2,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::Server;
 use serde_json::Value;
@@ -400,42 +398,12 @@ fn label_annotate_patch_edit_scale_delete() {
 fn watch_prints_table_rows() {
     let s = Server::start();
     s.create_cm("before", &[]);
-    let mut child = Command::new(common::kubectl_bin(33))
-        .arg("--kubeconfig")
-        .arg(s.kubeconfig())
-        .args(["get", "configmaps", "-w"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let wait_for = |needle: &str, lines: &mut Vec<String>| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
-                let found = l.contains(needle);
-                lines.push(l);
-                if found {
-                    return;
-                }
-            }
-        }
-        panic!("watch never printed {needle:?}; got {lines:?}");
-    };
-    wait_for("before", &mut lines);
+    let mut watch = s.watch(33, &["configmaps"]);
+    watch.wait_for_text("before");
     s.create_cm("during", &[("a", "b")]);
-    wait_for("during", &mut lines);
-    let _ = child.kill();
-    let _ = child.wait();
+    watch.wait_for_text("during");
+    let lines = std::mem::take(&mut watch.lines);
+    drop(watch);
     assert!(lines[0].starts_with("NAME"), "a header first: {lines:?}");
     let during = lines.iter().find(|l| l.starts_with("during")).unwrap();
     let cols: Vec<&str> = during.split_whitespace().collect();

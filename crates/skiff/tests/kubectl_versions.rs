@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::Server;
 use serde_json::Value;
@@ -285,41 +283,11 @@ fn script(minor: u32) {
     assert_eq!(get(&["cm", "ssa"])["data"]["a"], "one");
 
     // Watch prints rows as objects arrive.
-    let mut child = Command::new(common::kubectl_bin(minor))
-        .arg("--kubeconfig")
-        .arg(s.kubeconfig())
-        .args(["get", "configmaps", "-w"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
-    let wait_for = |needle: &str| {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let mut seen = Vec::new();
-        while Instant::now() < deadline {
-            if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
-                if l.contains(needle) {
-                    return;
-                }
-                seen.push(l);
-            }
-        }
-        panic!("kubectl 1.{minor} watch never printed {needle:?}: {seen:?}");
-    };
-    wait_for("settings");
+    let mut watch = s.watch(minor, &["configmaps"]);
+    watch.wait_for_text("settings");
     s.create_cm("during", &[("a", "b")]);
-    wait_for("during");
-    let _ = child.kill();
-    let _ = child.wait();
+    watch.wait_for_text("during");
+    drop(watch);
 
     // Delete.
     let out = ok(&["delete", "-f", &file2]);

@@ -213,3 +213,77 @@ impl Server {
         self.ok(&["create", "-f", &file]);
     }
 }
+
+/// A running `kubectl get ... -w`, its output lines collected as they arrive.
+pub struct Watch {
+    child: Child,
+    rx: std::sync::mpsc::Receiver<String>,
+    /// Every line read so far.
+    pub lines: Vec<String>,
+    minor: u32,
+}
+
+impl Server {
+    /// Starts `kubectl.1.<minor> get <args> -w`.
+    pub fn watch(&self, minor: u32, args: &[&str]) -> Watch {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(kubectl_bin(minor))
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("get")
+            .args(args)
+            .arg("-w")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("running kubectl get -w");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watch {
+            child,
+            rx,
+            lines: Vec::new(),
+            minor,
+        }
+    }
+}
+
+impl Watch {
+    /// Reads lines until one satisfies `found` (bounded: 20 s), and returns it.
+    pub fn wait_for(&mut self, what: &str, found: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(line) = self.rx.recv_timeout(Duration::from_millis(100)) {
+                let hit = found(&line);
+                self.lines.push(line.clone());
+                if hit {
+                    return line;
+                }
+            }
+        }
+        panic!(
+            "kubectl 1.{} watch never printed {what}; got {:?}",
+            self.minor, self.lines
+        );
+    }
+
+    /// Waits for a line containing `needle`.
+    pub fn wait_for_text(&mut self, needle: &str) -> String {
+        self.wait_for(&format!("{needle:?}"), |l| l.contains(needle))
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
