@@ -382,6 +382,12 @@ fn bad_requests_get_upstream_statuses_and_change_nothing() {
         case("exec into a pod with no node", "POST", format!("{NS}/pods/web/exec?command=ls"), None, 400, "BadRequest", "pod web does not have a host assigned"),
         case("unsupported Content-Type", "POST", &cms, raw(b"name=x"), 415, "UnsupportedMediaType", "unknown format")
             .header("Content-Type: text/plain"),
+        case("protobuf body without the k8s magic", "POST", &cms, raw(b"\x0a\x02v1garbage"), 400, "BadRequest", "could not be decoded as protobuf")
+            .header("Content-Type: application/vnd.kubernetes.protobuf"),
+        case("truncated protobuf envelope", "POST", &cms, raw(b"k8s\x00\x0a\x0f\x0a\x02v1\x12\x09Conf"), 400, "BadRequest", "could not be decoded as protobuf")
+            .header("Content-Type: application/vnd.kubernetes.protobuf"),
+        case("protobuf envelope of an unknown kind", "POST", &cms, raw(b"k8s\x00\x0a\x0d\x0a\x02v1\x12\x07Nothing\x12\x00"), 400, "BadRequest", "no protobuf schema")
+            .header("Content-Type: application/vnd.kubernetes.protobuf"),
         case("PATCH with a non-patch Content-Type", "PATCH", &keep, raw(b"{}"), 415, "UnsupportedMediaType", "application/json"),
         case("unsupported Accept", "GET", &keep, None, 406, "NotAcceptable", "only the following media types are accepted")
             .header("Accept: text/html"),

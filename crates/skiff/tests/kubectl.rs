@@ -553,3 +553,31 @@ fn typed_creates_send_protobuf_and_explain_reads_openapi() {
         "{recursive}"
     );
 }
+
+#[test]
+fn explain_recursive_works_for_every_resource() {
+    let s = Server::start();
+    let versions = s.ok(&["api-versions"]);
+    let names = s.ok(&["api-resources", "-o", "name"]);
+    let mut explained = 0;
+    for name in names.lines() {
+        // `plural.group` names are explained with --api-version (kubectl reads dots after the
+        // resource as a field path).
+        let out = match name.split_once('.') {
+            None => s.ok(&["explain", name, "--recursive"]),
+            Some((plural, group)) => {
+                let gv = versions
+                    .lines()
+                    .find(|v| v.rsplit_once('/').is_some_and(|(g, _)| g == group))
+                    .unwrap_or_else(|| panic!("no api-version for {group}: {versions}"));
+                s.ok(&["explain", plural, "--api-version", gv, "--recursive"])
+            }
+        };
+        assert!(
+            out.contains("KIND:") && out.contains("FIELDS:"),
+            "{name}: {out}"
+        );
+        explained += 1;
+    }
+    assert!(explained > 50, "explained only {explained} resources");
+}
