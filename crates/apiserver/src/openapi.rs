@@ -110,33 +110,12 @@ pub fn document_bytes(group: &str, version: &str) -> Option<(bytes::Bytes, Strin
     Some((bytes, hash))
 }
 
+/// The schema name of a kind: the CRD's for custom resources, else the one the schema crate
+/// derived from the Kubernetes types (its tests guarantee one for every registry row).
 fn definition_name(group: &str, version: &str, kind: &str) -> String {
-    if let Some(name) = crate::crd::definition_name(group, version, kind) {
-        return name;
-    }
-    if let Some(name) = skiff_openapi::definition_for_kind(group, version, kind) {
-        return name.to_string();
-    }
-    let pkg = match group {
-        "" => "io.k8s.api.core".to_string(),
-        "apiextensions.k8s.io" => {
-            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions".to_string()
-        }
-        "apiregistration.k8s.io" => "io.k8s.kube-aggregator.pkg.apis.apiregistration".to_string(),
-        "meta.k8s.io" => "io.k8s.apimachinery.pkg.apis.meta".to_string(),
-        g => format!(
-            "io.k8s.api.{}",
-            g.trim_end_matches(".k8s.io")
-                .trim_end_matches(".apiserver")
-                .replace(".authorization", "")
-        ),
-    };
-    let pkg = match group {
-        "flowcontrol.apiserver.k8s.io" => "io.k8s.api.flowcontrol".to_string(),
-        "rbac.authorization.k8s.io" => "io.k8s.api.rbac".to_string(),
-        _ => pkg,
-    };
-    format!("{pkg}.{version}.{kind}")
+    crate::crd::definition_name(group, version, kind)
+        .or_else(|| skiff_openapi::definition_for_kind(group, version, kind).map(String::from))
+        .unwrap_or_else(|| format!("{group}.{version}.{kind}"))
 }
 
 fn schema_ref(name: &str) -> Value {
