@@ -1755,7 +1755,7 @@ fn desired_status(crd: &Value, conflict: Option<(&str, String)>) -> Value {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let now = now_rfc3339();
+    let now = crate::now_timestamp();
     for c in &mut conds {
         let t = old
             .iter()
@@ -1991,7 +1991,7 @@ async fn cleanup(srv: &ApiServer, crd: &Value) -> Result<(), StoreError> {
                 remaining += 1;
                 if obj.pointer("/metadata/deletionTimestamp").is_none() {
                     let mut obj = obj;
-                    obj["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+                    obj["metadata"]["deletionTimestamp"] = json!(crate::now_timestamp());
                     obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
                     let bytes =
                         bytes::Bytes::from(serde_json::to_vec(&obj).expect("JSON serialises"));
@@ -2049,14 +2049,6 @@ async fn cleanup(srv: &ApiServer, crd: &Value) -> Result<(), StoreError> {
         }
     }
     Ok(())
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .expect("zero nanoseconds")
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("formatting UTC")
 }
 
 fn any_terminating() -> bool {

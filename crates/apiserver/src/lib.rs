@@ -288,6 +288,20 @@ fn verb_for(method: &Method, collection: bool) -> String {
     .into()
 }
 
+/// `t` as Kubernetes writes timestamps: RFC 3339, UTC, whole seconds.
+pub(crate) fn timestamp(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .expect("zero nanoseconds is valid")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formatting a UTC time")
+}
+
+/// The current time as a Kubernetes timestamp.
+pub(crate) fn now_timestamp() -> String {
+    timestamp(time::OffsetDateTime::now_utc())
+}
+
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed_unsync()
 }

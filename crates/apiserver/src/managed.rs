@@ -54,14 +54,6 @@ fn request() -> Option<Request> {
     REQUEST.try_with(Request::clone).ok()
 }
 
-fn now() -> String {
-    let now = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .expect("zero nanoseconds is valid");
-    now.format(&time::format_description::well_known::Rfc3339)
-        .expect("formatting a UTC time")
-}
-
 /// Runs `f` with the apply type of `res`: its built-in schema, a custom resource's
 /// structural schema, or none.
 fn with_ty<R>(res: &Resource, f: impl FnOnce(Ty<'_>) -> R) -> R {
@@ -91,7 +83,7 @@ pub fn on_create(res: &Resource, obj: &mut Value) {
         return;
     }
     let api_version = res.api_version();
-    let now = now();
+    let now = crate::now_timestamp();
     with_ty(res, |ty| {
         let w = Write {
             ty,
@@ -122,7 +114,7 @@ pub fn on_update(
     let Some(req) = request() else { return };
     let res = rr.res;
     let api_version = res.api_version();
-    let now = now();
+    let now = crate::now_timestamp();
     with_ty(res, |ty| {
         let w = Write {
             ty,
@@ -240,7 +232,7 @@ impl ApplyPatch {
     ) -> Result<(), Status> {
         let res = rr.res;
         let api_version = res.api_version();
-        let now = now();
+        let now = crate::now_timestamp();
         let config = match rr.subresource.as_deref() {
             Some("scale") => {
                 let mut c = json!({"apiVersion": api_version, "kind": res.kind, "metadata": {}});
@@ -298,7 +290,7 @@ pub async fn create_on_apply(
         )));
     }
     let api_version = res.api_version();
-    let now = now();
+    let now = crate::now_timestamp();
     let mut obj = with_ty(res, |ty| {
         let w = Write {
             ty,

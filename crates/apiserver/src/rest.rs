@@ -484,14 +484,6 @@ pub async fn get_object(
     }
 }
 
-fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .expect("zero nanoseconds is valid");
-    now.format(&time::format_description::well_known::Rfc3339)
-        .expect("formatting a UTC time")
-}
-
 fn random_suffix() -> String {
     let bytes = uuid::Uuid::new_v4().into_bytes();
     let alphabet = strategy::NAME_SUFFIX_ALPHABET;
@@ -570,7 +562,7 @@ pub async fn create(
         if attempt > 0 {
             obj = template.clone();
         }
-        let now = now_rfc3339();
+        let now = crate::now_timestamp();
         let uid = uuid::Uuid::new_v4().to_string();
         let suffix = random_suffix();
         strategy::prepare_create(
@@ -1060,7 +1052,7 @@ async fn bind_pod(
             .map(|s| s.entry("conditions").or_insert_with(|| json!([])));
         if let Some(Value::Array(c)) = conditions {
             c.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
-            c.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now_rfc3339()}));
+            c.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": crate::now_timestamp()}));
         }
         match srv.store.update(&key, storage_bytes(&pod), Some(rev)).await {
             Ok(_) => return Ok(()),
@@ -1258,14 +1250,7 @@ pub async fn delete(
             let m = strategy::meta_mut(&mut obj);
             let when = time::OffsetDateTime::now_utc() + time::Duration::seconds(grace);
             if !already || is_pod {
-                m.insert(
-                    "deletionTimestamp".into(),
-                    json!(when
-                        .replace_nanosecond(0)
-                        .unwrap()
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap()),
-                );
+                m.insert("deletionTimestamp".into(), json!(crate::timestamp(when)));
             }
             m.insert("deletionGracePeriodSeconds".into(), json!(grace));
             m.insert("finalizers".into(), json!(finalizers));
