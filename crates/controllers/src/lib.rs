@@ -4,17 +4,16 @@
 //!
 //! This crate owns the control loops. It is an ordinary API client (kube-rs over HTTPS with
 //! its own client certificate): it talks only to the API server and must never touch the
-//! store or depend on the apiserver crate (DESIGN §1.2). Shared pieces: [`queue`] (a work
-//! queue with rate-limited retries) and [`informer`] (watch streams feeding queues); one
-//! module per controller.
+//! store or depend on the apiserver crate (DESIGN §1.2). The shared client plumbing (work
+//! queue, informers, leader election, events) lives in `skiff-client`; here is one module
+//! per controller.
 
 pub mod gc;
-pub mod informer;
-pub mod leader;
 pub mod namespace;
-pub mod queue;
 pub mod rootca;
 pub mod serviceaccount;
+
+pub use skiff_client::{config_from_kubeconfig, informer, leader, queue};
 
 use std::future::Future;
 
@@ -31,14 +30,6 @@ pub struct Options {
     pub root_ca_pem: String,
     /// This process's identity in the leader-election Lease.
     pub identity: String,
-}
-
-/// A client configuration from kubeconfig text (one context, embedded credentials).
-pub async fn config_from_kubeconfig(text: &str) -> anyhow::Result<kube::Config> {
-    let kc = kube::config::Kubeconfig::from_yaml(text).context("parsing the kubeconfig")?;
-    kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .context("building the API client configuration")
 }
 
 /// Runs every controller until `shutdown` completes. Controllers run only while this
