@@ -4,44 +4,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::Server;
+use common::{eventually, Server};
 use serde_json::{json, Value};
 
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// Polls `cond` until it holds; fails the test with `what` after [`PATIENCE`].
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < PATIENCE, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn exists(s: &Server, args: &[&str]) -> bool {
-    let mut a = vec!["get"];
-    a.extend_from_slice(args);
-    a.extend_from_slice(&["-o", "name"]);
-    let out = s.kubectl(&a);
-    if out.status.success() {
-        return true;
-    }
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("NotFound"), "kubectl {a:?}: {err}");
-    false
-}
-
-fn get_json(s: &Server, args: &[&str]) -> Value {
-    let mut a = vec!["get"];
-    a.extend_from_slice(args);
-    a.extend_from_slice(&["-o", "json"]);
-    serde_json::from_str(&s.ok(&a)).unwrap()
-}
-
 fn uid(s: &Server, args: &[&str]) -> String {
-    get_json(s, args)["metadata"]["uid"]
+    s.get_json(args)["metadata"]["uid"]
         .as_str()
         .unwrap()
         .to_string()
@@ -53,22 +20,22 @@ fn namespaces_get_defaults_and_are_emptied_on_delete() {
     // The namespaces the server creates get them too.
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         eventually(&format!("default ServiceAccount in {ns}"), || {
-            exists(&s, &["-n", ns, "serviceaccount", "default"])
+            s.exists(&["-n", ns, "serviceaccount", "default"])
         });
         eventually(&format!("kube-root-ca.crt in {ns}"), || {
-            exists(&s, &["-n", ns, "configmap", "kube-root-ca.crt"])
+            s.exists(&["-n", ns, "configmap", "kube-root-ca.crt"])
         });
     }
 
     s.ok(&["create", "namespace", "team"]);
     eventually("default ServiceAccount in team", || {
-        exists(&s, &["-n", "team", "serviceaccount", "default"])
+        s.exists(&["-n", "team", "serviceaccount", "default"])
     });
     eventually("kube-root-ca.crt in team", || {
-        exists(&s, &["-n", "team", "configmap", "kube-root-ca.crt"])
+        s.exists(&["-n", "team", "configmap", "kube-root-ca.crt"])
     });
     let ca = std::fs::read_to_string(s.data_dir().join("pki/ca.crt")).unwrap();
-    let cm = get_json(&s, &["-n", "team", "configmap", "kube-root-ca.crt"]);
+    let cm = s.get_json(&["-n", "team", "configmap", "kube-root-ca.crt"]);
     assert_eq!(cm["data"]["ca.crt"], json!(ca));
 
     // Deleted or edited, they come back.
@@ -84,11 +51,10 @@ fn namespaces_get_defaults_and_are_emptied_on_delete() {
         r#"{"data":{"ca.crt":"tampered"}}"#,
     ]);
     eventually("default ServiceAccount recreated", || {
-        exists(&s, &["-n", "team", "serviceaccount", "default"])
+        s.exists(&["-n", "team", "serviceaccount", "default"])
     });
     eventually("kube-root-ca.crt restored", || {
-        get_json(&s, &["-n", "team", "configmap", "kube-root-ca.crt"])["data"]["ca.crt"]
-            == json!(ca)
+        s.get_json(&["-n", "team", "configmap", "kube-root-ca.crt"])["data"]["ca.crt"] == json!(ca)
     });
 
     // Content of several kinds, then delete the namespace and wait (kubectl's default).
@@ -113,24 +79,21 @@ fn namespaces_get_defaults_and_are_emptied_on_delete() {
     s.ok(&["-n", "team", "create", "serviceaccount", "robot"]);
     let out = s.ok(&["delete", "namespace", "team", "--timeout=60s"]);
     assert!(out.contains("namespace \"team\" deleted"), "{out}");
-    assert!(!exists(&s, &["namespace", "team"]));
+    assert!(!s.exists(&["namespace", "team"]));
     for kind in [
         "configmaps",
         "secrets",
         "deployments.apps",
         "serviceaccounts",
     ] {
-        let list = get_json(
-            &s,
-            &[kind, "-A", "--field-selector", "metadata.namespace=team"],
-        );
+        let list = s.get_json(&[kind, "-A", "--field-selector", "metadata.namespace=team"]);
         assert_eq!(list["items"], json!([]), "{kind} left in team");
     }
 
     // A name can be reused once the namespace is gone, and gets its defaults again.
     s.ok(&["create", "namespace", "team"]);
     eventually("default ServiceAccount in the new team", || {
-        exists(&s, &["-n", "team", "serviceaccount", "default"])
+        s.exists(&["-n", "team", "serviceaccount", "default"])
     });
 }
 
@@ -145,7 +108,7 @@ fn namespace_deletion_waits_for_finalizers_and_says_why() {
     s.ok(&["delete", "namespace", "held", "--wait=false"]);
 
     let condition = |ty: &str| -> Value {
-        let ns = get_json(&s, &["namespace", "held"]);
+        let ns = s.get_json(&["namespace", "held"]);
         ns["status"]["conditions"]
             .as_array()
             .into_iter()
@@ -173,12 +136,12 @@ fn namespace_deletion_waits_for_finalizers_and_says_why() {
         condition("NamespaceDeletionContentFailure")["status"],
         "False"
     );
-    let ns = get_json(&s, &["namespace", "held"]);
+    let ns = s.get_json(&["namespace", "held"]);
     assert_eq!(ns["status"]["phase"], "Terminating");
     assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
     // The rest of the content is gone already.
     eventually("kube-root-ca.crt deleted", || {
-        !exists(&s, &["-n", "held", "configmap", "kube-root-ca.crt"])
+        !s.exists(&["-n", "held", "configmap", "kube-root-ca.crt"])
     });
 
     // Releasing the finalizer lets the namespace go.
@@ -233,10 +196,10 @@ fn garbage_collector_background_deletes_dependents() {
 
     s.ok(&["delete", "cm", "owner"]); // kubectl's default: --cascade=background
     eventually("child and grandchild collected", || {
-        !exists(&s, &["cm", "child"]) && !exists(&s, &["cm", "grandchild"])
+        !s.exists(&["cm", "child"]) && !s.exists(&["cm", "grandchild"])
     });
     eventually("the dead owner reference removed from shared", || {
-        get_json(&s, &["cm", "shared"])["metadata"]["ownerReferences"]
+        s.get_json(&["cm", "shared"])["metadata"]["ownerReferences"]
             == json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "other",
                         "uid": other, "blockOwnerDeletion": false}])
     });
@@ -248,10 +211,10 @@ fn garbage_collector_background_deletes_dependents() {
         &[("ghost", "00000000-0000-0000-0000-000000000000", false)],
     );
     eventually("dangling dependent collected", || {
-        !exists(&s, &["cm", "dangling"])
+        !s.exists(&["cm", "dangling"])
     });
-    assert!(exists(&s, &["cm", "other"]));
-    assert!(exists(&s, &["cm", "shared"]));
+    assert!(s.exists(&["cm", "other"]));
+    assert!(s.exists(&["cm", "shared"]));
 }
 
 #[test]
@@ -264,9 +227,9 @@ fn garbage_collector_orphan_keeps_dependents() {
 
     // kubectl waits for the owner to disappear, which needs the orphan finalizer handled.
     s.ok(&["delete", "cm", "owner", "--cascade=orphan", "--timeout=60s"]);
-    assert!(!exists(&s, &["cm", "owner"]));
+    assert!(!s.exists(&["cm", "owner"]));
     for child in ["child-a", "child-b"] {
-        let cm = get_json(&s, &["cm", child]);
+        let cm = s.get_json(&["cm", child]);
         assert_eq!(
             cm["metadata"]["ownerReferences"],
             Value::Null,
@@ -303,12 +266,12 @@ fn garbage_collector_foreground_deletes_dependents_first() {
     ]);
     // The owner stays (marked for deletion) while a blocking dependent remains.
     eventually("nested marked for deletion", || {
-        get_json(&s, &["cm", "nested"])["metadata"]["deletionTimestamp"].is_string()
+        s.get_json(&["cm", "nested"])["metadata"]["deletionTimestamp"].is_string()
     });
-    let o = get_json(&s, &["cm", "owner"]);
+    let o = s.get_json(&["cm", "owner"]);
     assert!(o["metadata"]["deletionTimestamp"].is_string(), "{o}");
     assert_eq!(o["metadata"]["finalizers"], json!(["foregroundDeletion"]));
-    assert!(exists(&s, &["cm", "blocking"]));
+    assert!(s.exists(&["cm", "blocking"]));
 
     s.ok(&[
         "patch",
@@ -321,32 +284,24 @@ fn garbage_collector_foreground_deletes_dependents_first() {
     s.ok(&["wait", "--for=delete", "cm/owner", "--timeout=60s"]);
     for cm in ["blocking", "nested"] {
         assert!(
-            !exists(&s, &["cm", cm]),
+            !s.exists(&["cm", cm]),
             "{cm} should be gone before its owner"
         );
     }
-    eventually("loose dependent collected", || {
-        !exists(&s, &["cm", "loose"])
-    });
-    let left = get_json(&s, &["cm", "-l", "gc=test"]);
+    eventually("loose dependent collected", || !s.exists(&["cm", "loose"]));
+    let left = s.get_json(&["cm", "-l", "gc=test"]);
     assert_eq!(left["items"], json!([]));
 }
 
 fn lease(s: &Server) -> Value {
-    get_json(
-        s,
-        &["-n", "kube-system", "lease", "kube-controller-manager"],
-    )
+    s.get_json(&["-n", "kube-system", "lease", "kube-controller-manager"])
 }
 
 #[test]
 fn controller_manager_holds_a_client_go_style_lease() {
     let mut s = Server::start();
     eventually("the controller manager's Lease", || {
-        exists(
-            &s,
-            &["-n", "kube-system", "lease", "kube-controller-manager"],
-        )
+        s.exists(&["-n", "kube-system", "lease", "kube-controller-manager"])
     });
     let l = lease(&s);
     let holder = l["spec"]["holderIdentity"].as_str().unwrap().to_string();
@@ -383,7 +338,7 @@ fn controller_manager_holds_a_client_go_style_lease() {
     assert!(lease(&s)["spec"]["leaseTransitions"].as_i64().unwrap() >= 1);
     s.ok(&["create", "namespace", "after-takeover"]);
     eventually("controllers act again", || {
-        exists(&s, &["-n", "after-takeover", "serviceaccount", "default"])
+        s.exists(&["-n", "after-takeover", "serviceaccount", "default"])
     });
 
     // A clean shutdown releases the Lease, so the restarted process leads at once.
@@ -394,7 +349,7 @@ fn controller_manager_holds_a_client_go_style_lease() {
     });
     s.ok(&["create", "namespace", "after-restart"]);
     eventually("controllers act after restart", || {
-        exists(&s, &["-n", "after-restart", "serviceaccount", "default"])
+        s.exists(&["-n", "after-restart", "serviceaccount", "default"])
     });
 }
 
@@ -427,10 +382,10 @@ fn garbage_collector_survives_owner_cycles() {
     // Nothing is collected while every owner exists.
     owned_cm(&s, "marker", &[("a", &a, false)]);
 
-    assert!(exists(&s, &["cm", "b"]) && exists(&s, &["cm", "marker"]));
+    assert!(s.exists(&["cm", "b"]) && s.exists(&["cm", "marker"]));
     s.ok(&["delete", "cm", "a", "--cascade=foreground", "--timeout=60s"]);
     eventually("the cycle collected", || {
-        !exists(&s, &["cm", "b"]) && !exists(&s, &["cm", "marker"])
+        !s.exists(&["cm", "b"]) && !s.exists(&["cm", "marker"])
     });
     s.ok(&["delete", "cm", "c", "--cascade=foreground", "--timeout=60s"]);
 
@@ -441,8 +396,8 @@ fn garbage_collector_survives_owner_cycles() {
     let y = uid(&s, &["cm", "y"]);
     set_owners(&s, "x", &[("y", &y, true)]);
     s.ok(&["delete", "cm", "x"]);
-    eventually("y collected", || !exists(&s, &["cm", "y"]));
-    let left = get_json(&s, &["cm", "-l", "gc=test"]);
+    eventually("y collected", || !s.exists(&["cm", "y"]));
+    let left = s.get_json(&["cm", "-l", "gc=test"]);
     assert_eq!(left["items"], json!([]));
     assert!(!s.log_text().contains("panicked"));
 }

@@ -287,3 +287,95 @@ impl Drop for Watch {
         let _ = self.child.wait();
     }
 }
+
+/// How long [`eventually`] waits: generous, because tests assert behaviour, not timings.
+pub const PATIENCE: Duration = Duration::from_secs(90);
+
+/// Polls `cond` until it holds; fails the test with `what` after [`PATIENCE`].
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < PATIENCE, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl Server {
+    /// `kubectl get <args> -o json`, parsed.
+    pub fn get_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["get"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["-o", "json"]);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    /// Whether `kubectl get <args>` finds the object (any error but NotFound fails the test).
+    pub fn exists(&self, args: &[&str]) -> bool {
+        let mut a = vec!["get"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["-o", "name"]);
+        let out = self.kubectl(&a);
+        if out.status.success() {
+            return true;
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("NotFound"), "kubectl {a:?}: {err}");
+        false
+    }
+
+    /// Starts `skiff agent --kubeconfig <admin.kubeconfig> <args>` (for example
+    /// `["--simulate", "3"]`); the process is killed when the returned [`Agent`] drops.
+    pub fn start_agent(&self, args: &[&str]) -> Agent {
+        let n = AGENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = self.dir.path().join(format!("agent-{n}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_skiff"))
+            .arg("agent")
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(args)
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("starting skiff agent");
+        Agent {
+            child: Some(child),
+            log,
+        }
+    }
+}
+
+static AGENTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A running `skiff agent`.
+pub struct Agent {
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Agent {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("agent running");
+        unsafe_kill(child.id(), "TERM");
+        child.wait().unwrap()
+    }
+
+    /// SIGKILL: the nodes stop heartbeating at once, as when a machine dies.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
