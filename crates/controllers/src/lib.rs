@@ -10,6 +10,7 @@
 
 pub mod gc;
 pub mod namespace;
+pub mod nodeipam;
 pub mod rootca;
 pub mod serviceaccount;
 
@@ -30,6 +31,8 @@ pub struct Options {
     pub root_ca_pem: String,
     /// This process's identity in the leader-election Lease.
     pub identity: String,
+    /// The range node pod CIDRs are cut from; `None` leaves `spec.podCIDR` alone.
+    pub cluster_cidr: Option<nodeipam::ClusterCidr>,
 }
 
 /// Runs every controller until `shutdown` completes. Controllers run only while this
@@ -58,6 +61,12 @@ async fn run_controllers(client: Client, opts: Options) -> anyhow::Result<()> {
         serviceaccount::run(client.clone()),
         rootca::run(client.clone(), opts.root_ca_pem.clone()),
         gc::run(client.clone()),
+        async {
+            match opts.cluster_cidr {
+                Some(range) => nodeipam::run(client.clone(), range).await,
+                None => Ok(()),
+            }
+        },
     )?;
     Ok(())
 }

@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane: API server and controller manager (the scheduler follows).
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
     /// Print the versions of skiff and of the Kubernetes API it serves.
     Version,
 }
@@ -37,7 +37,7 @@ fn main() -> std::process::ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Server(args) => server::run(args),
+        Command::Server(args) => server::run(*args),
         Command::Version => {
             println!(
                 "skiff {}\nKubernetes API {}",

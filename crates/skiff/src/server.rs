@@ -53,6 +53,15 @@ pub struct ServerArgs {
     /// Then wait at most this long, in seconds, for in-flight requests.
     #[arg(long, default_value_t = 60.0)]
     pub shutdown_timeout: f64,
+    /// The IPv4 range pod IPs come from; every node gets a subnet of it as `spec.podCIDR`.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    /// The prefix length of each node's pod subnet.
+    #[arg(long, default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
+    /// Do not assign pod CIDRs to nodes (when something else does).
+    #[arg(long)]
+    pub no_allocate_node_cidrs: bool,
 }
 
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -100,6 +109,16 @@ async fn open_store(args: &ServerArgs) -> anyhow::Result<Arc<dyn Store>> {
 
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    let cluster_cidr = if args.no_allocate_node_cidrs {
+        None
+    } else {
+        let range = skiff_controllers::nodeipam::ClusterCidr::parse(
+            &args.cluster_cidr,
+            args.node_cidr_mask_size,
+        )
+        .map_err(|e| anyhow::anyhow!("--cluster-cidr/--node-cidr-mask-size: {e}"))?;
+        Some(range)
+    };
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
     let pki_opts = skiff_pki::PkiOptions {
@@ -154,7 +173,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     srv.bootstrap()
         .await
         .map_err(|s| anyhow::anyhow!("bootstrapping the cluster objects: {s}"))?;
-    let controllers = start_controllers(&pki, &url, stopping()).await?;
+    let controllers = start_controllers(&pki, &url, cluster_cidr, stopping()).await?;
     tracing::info!(
         "ready in {:.0?}: serving the Kubernetes API on {url}; kubectl --kubeconfig {}",
         started.elapsed(),
@@ -171,6 +190,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
 async fn start_controllers(
     pki: &skiff_pki::Pki,
     url: &str,
+    cluster_cidr: Option<skiff_controllers::nodeipam::ClusterCidr>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let user = skiff_controllers::USER_NAME;
@@ -185,6 +205,7 @@ async fn start_controllers(
     let opts = skiff_controllers::Options {
         root_ca_pem: pki.ca_cert_pem().to_string(),
         identity: leader_identity(),
+        cluster_cidr,
     };
     Ok(tokio::spawn(async move {
         if let Err(e) = skiff_controllers::run(config, opts, shutdown).await {

@@ -401,3 +401,87 @@ fn garbage_collector_survives_owner_cycles() {
     assert_eq!(left["items"], json!([]));
     assert!(!s.log_text().contains("panicked"));
 }
+
+fn pod_cidr(s: &Server, node: &str) -> Option<String> {
+    s.get_json(&["node", node])["spec"]["podCIDR"]
+        .as_str()
+        .map(String::from)
+}
+
+#[test]
+fn nodes_get_distinct_pod_cidrs_from_the_cluster_range() {
+    let s = Server::start_with(&[
+        "--cluster-cidr",
+        "10.77.0.0/22",
+        "--node-cidr-mask-size",
+        "24",
+    ]);
+    // One subnet is already taken by hand; the controller must not hand it out again.
+    let taken = s.manifest(
+        "taken.yaml",
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: taken\nspec:\n  podCIDR: 10.77.1.0/24\n  podCIDRs: [10.77.1.0/24]\n",
+    );
+    s.ok(&["create", "-f", &taken]);
+    let mut cidrs = vec!["10.77.1.0/24".to_string()];
+    for n in ["a", "b", "c"] {
+        let m = s.manifest(
+            &format!("{n}.yaml"),
+            &format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {n}\n"),
+        );
+        s.ok(&["create", "-f", &m]);
+        eventually(&format!("a pod CIDR on node {n}"), || {
+            pod_cidr(&s, n).is_some()
+        });
+        let c = pod_cidr(&s, n).unwrap();
+        assert_eq!(
+            s.get_json(&["node", n])["spec"]["podCIDRs"],
+            json!([c.clone()])
+        );
+        assert!(!cidrs.contains(&c), "{c} handed out twice: {cidrs:?}");
+        cidrs.push(c);
+    }
+    cidrs.sort();
+    assert_eq!(
+        cidrs,
+        [
+            "10.77.0.0/24",
+            "10.77.1.0/24",
+            "10.77.2.0/24",
+            "10.77.3.0/24"
+        ]
+    );
+    // The range is full: a fifth node waits, with an event saying why.
+    let m = s.manifest(
+        "d.yaml",
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: d\n",
+    );
+    s.ok(&["create", "-f", &m]);
+    eventually("a CIDRNotAvailable event", || {
+        s.ok(&["get", "events", "--field-selector", "involvedObject.name=d"])
+            .contains("CIDRNotAvailable")
+    });
+    assert_eq!(pod_cidr(&s, "d"), None);
+    // Deleting a node frees its subnet.
+    s.ok(&["delete", "node", "a"]);
+    eventually("node d gets the freed subnet", || {
+        pod_cidr(&s, "d").is_some()
+    });
+}
+
+#[test]
+fn a_bad_cluster_cidr_is_refused_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .args(["server", "--datastore", "memory", "--secure-port", "0"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--cluster-cidr", "10.0.0.0/33"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--cluster-cidr") && err.contains("prefix length"),
+        "{err}"
+    );
+}
