@@ -408,7 +408,10 @@ fn apply_defaults(res: &Resource, obj: &mut Value, namespace: Option<&str>) {
                 l.insert("kubernetes.io/metadata.name".into(), json!(name));
             }
         }
-        ("", "Pod") => default_pod_spec(obj.get_mut("spec")),
+        ("", "Pod") => {
+            default_pod_spec(obj.get_mut("spec"));
+            default_toleration_seconds(obj.get_mut("spec"));
+        }
         ("apps", "Deployment") => {
             let spec = obj.get_mut("spec");
             if let Some(spec) = spec.and_then(Value::as_object_mut) {
@@ -458,6 +461,33 @@ fn apply_defaults(res: &Resource, obj: &mut Value, namespace: Option<&str>) {
             }
         }
         _ => {}
+    }
+}
+
+/// The DefaultTolerationSeconds admission plugin: pods tolerate a node being not ready or
+/// unreachable for 300 s before taint-based eviction, unless they say otherwise.
+fn default_toleration_seconds(spec: Option<&mut Value>) {
+    let Some(spec) = spec.and_then(Value::as_object_mut) else {
+        return;
+    };
+    let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
+    let Some(list) = tolerations.as_array_mut() else {
+        return;
+    };
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        let tolerated = list.iter().any(|t| {
+            let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
+            let tkey = t.get("key").and_then(Value::as_str).unwrap_or("");
+            let exists = t.get("operator").and_then(Value::as_str) == Some("Exists");
+            (effect.is_empty() || effect == "NoExecute")
+                && (tkey == key || (tkey.is_empty() && exists))
+        });
+        if !tolerated {
+            list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+        }
     }
 }
 
@@ -818,6 +848,26 @@ mod tests {
                 "creationTimestamp"
             ]
         );
+    }
+
+    #[test]
+    fn pods_tolerate_unready_nodes_for_300s_unless_they_say_otherwise() {
+        let mut pod = json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},
+            "spec":{"containers":[{"name":"c","image":"nginx"}],
+                "tolerations":[{"key":"node.kubernetes.io/unreachable","operator":"Exists",
+                    "effect":"NoExecute","tolerationSeconds":5}]}});
+        prepare_create(&pods(), &mut pod, &ctx()).unwrap();
+        assert_eq!(
+            pod["spec"]["tolerations"],
+            json!([
+                {"key":"node.kubernetes.io/unreachable","operator":"Exists","effect":"NoExecute","tolerationSeconds":5},
+                {"key":"node.kubernetes.io/not-ready","operator":"Exists","effect":"NoExecute","tolerationSeconds":300}
+            ])
+        );
+        let mut all = json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},
+            "spec":{"containers":[{"name":"c","image":"nginx"}],"tolerations":[{"operator":"Exists"}]}});
+        prepare_create(&pods(), &mut all, &ctx()).unwrap();
+        assert_eq!(all["spec"]["tolerations"], json!([{"operator":"Exists"}]));
     }
 
     #[test]
