@@ -1,8 +1,8 @@
 //! Plumbing shared by Skiff's components that talk to the API server as ordinary clients
 //! (controller manager, scheduler, node agent): building a client from a kubeconfig, a
 //! work queue with client-go's semantics ([`queue`]), watch-fed stores ([`informer`]),
-//! client-go-compatible Lease leader election ([`leader`]) and an event recorder that
-//! aggregates like client-go's ([`events`]).
+//! client-go-compatible Lease leader election ([`leader`]), taint/toleration matching
+//! ([`taints`]) and an event recorder that aggregates like client-go's ([`events`]).
 //!
 //! It holds no control loop of its own and must never touch the store or depend on the
 //! apiserver crate: everything here goes through the API (DESIGN §1.2).
@@ -11,6 +11,7 @@ pub mod events;
 pub mod informer;
 pub mod leader;
 pub mod queue;
+pub mod taints;
 
 use anyhow::Context;
 
