@@ -11,8 +11,10 @@
 pub mod gc;
 pub mod namespace;
 pub mod nodeipam;
+pub mod nodelifecycle;
 pub mod rootca;
 pub mod serviceaccount;
+pub mod tainteviction;
 
 pub use skiff_client::{config_from_kubeconfig, informer, leader, queue};
 
@@ -33,6 +35,10 @@ pub struct Options {
     pub identity: String,
     /// The range node pod CIDRs are cut from; `None` leaves `spec.podCIDR` alone.
     pub cluster_cidr: Option<nodeipam::ClusterCidr>,
+    /// How long a node may go without heartbeats before it is judged unreachable.
+    pub node_monitor_grace: std::time::Duration,
+    /// Which controllers run.
+    pub selection: Selection,
 }
 
 /// Runs every controller until `shutdown` completes. Controllers run only while this
@@ -54,19 +60,116 @@ pub async fn run(
     .await
 }
 
+/// A controller's run loop.
+type RunLoop = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// How a controller starts; `None` when its options leave it nothing to do.
+type Start = fn(Client, &Options) -> Option<RunLoop>;
+
+/// Every controller by its upstream `--controllers` name, in start order.
+pub const CONTROLLERS: &[(&str, Start)] = &[
+    ("namespace", |c, _| Some(Box::pin(namespace::run(c)))),
+    ("serviceaccount", |c, _| {
+        Some(Box::pin(serviceaccount::run(c)))
+    }),
+    ("root-ca-cert-publisher", |c, o| {
+        Some(Box::pin(rootca::run(c, o.root_ca_pem.clone())))
+    }),
+    ("garbagecollector", |c, _| Some(Box::pin(gc::run(c)))),
+    ("nodeipam", |c, o| {
+        let range = o.cluster_cidr?;
+        Some(Box::pin(nodeipam::run(c, range)))
+    }),
+    ("nodelifecycle", |c, o| {
+        Some(Box::pin(nodelifecycle::run(c, o.node_monitor_grace)))
+    }),
+    ("taint-eviction", |c, _| {
+        Some(Box::pin(tainteviction::run(c)))
+    }),
+];
+
 async fn run_controllers(client: Client, opts: Options) -> anyhow::Result<()> {
-    tracing::info!("controller manager: starting controllers");
-    tokio::try_join!(
-        namespace::run(client.clone()),
-        serviceaccount::run(client.clone()),
-        rootca::run(client.clone(), opts.root_ca_pem.clone()),
-        gc::run(client.clone()),
-        async {
-            match opts.cluster_cidr {
-                Some(range) => nodeipam::run(client.clone(), range).await,
-                None => Ok(()),
-            }
-        },
-    )?;
+    let enabled: Vec<RunLoop> = CONTROLLERS
+        .iter()
+        .filter(|(name, _)| opts.selection.enabled(name))
+        .filter_map(|(_, start)| start(client.clone(), &opts))
+        .collect();
+    tracing::info!("controller manager: starting {} controllers", enabled.len());
+    futures::future::try_join_all(enabled).await?;
     Ok(())
+}
+
+/// Which controllers run, from upstream's `--controllers` syntax: `*` is every controller,
+/// `name` turns one on, `-name` turns one off (names with or without the `-controller`
+/// suffix upstream added in 1.27).
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    all: bool,
+    on: Vec<String>,
+    off: Vec<String>,
+}
+
+impl Selection {
+    /// Every controller.
+    pub fn all() -> Self {
+        Selection {
+            all: true,
+            ..Default::default()
+        }
+    }
+
+    /// Parses `--controllers` entries; unknown names are an error naming the known ones.
+    pub fn parse(entries: &[String]) -> Result<Self, String> {
+        let known: Vec<&str> = CONTROLLERS.iter().map(|(n, _)| *n).collect();
+        let mut sel = Selection::default();
+        for e in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+            if e == "*" {
+                sel.all = true;
+                continue;
+            }
+            let (off, name) = match e.strip_prefix('-') {
+                Some(n) => (true, n),
+                None => (false, e),
+            };
+            let name = name.strip_suffix("-controller").unwrap_or(name);
+            if !known.contains(&name) {
+                return Err(format!(
+                    "unknown controller {name:?}; known controllers: {}",
+                    known.join(", ")
+                ));
+            }
+            if off {
+                sel.off.push(name.into());
+            } else {
+                sel.on.push(name.into());
+            }
+        }
+        Ok(sel)
+    }
+
+    pub fn enabled(&self, name: &str) -> bool {
+        if self.off.iter().any(|n| n == name) {
+            return false;
+        }
+        self.all || self.on.iter().any(|n| n == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_follows_upstream_syntax() {
+        let s = |e: &[&str]| Selection::parse(&e.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        let sel = s(&["*", "-nodelifecycle-controller"]).unwrap();
+        assert!(sel.enabled("namespace") && !sel.enabled("nodelifecycle"));
+        let only = s(&["namespace"]).unwrap();
+        assert!(only.enabled("namespace") && !only.enabled("garbagecollector"));
+        let err = s(&["*", "-nope"]).unwrap_err();
+        assert!(
+            err.contains("unknown controller \"nope\"") && err.contains("nodeipam"),
+            "{err}"
+        );
+    }
 }

@@ -62,6 +62,13 @@ pub struct ServerArgs {
     /// Do not assign pod CIDRs to nodes (when something else does).
     #[arg(long)]
     pub no_allocate_node_cidrs: bool,
+    /// Which controllers run, as kube-controller-manager's flag: `*` for all, `-name` to
+    /// turn one off (for example `--controllers '*,-nodelifecycle'`).
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    pub controllers: Vec<String>,
+    /// How long a node may miss heartbeats before it is marked unreachable, in seconds.
+    #[arg(long, default_value_t = 40.0)]
+    pub node_monitor_grace_period: f64,
 }
 
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -119,6 +126,13 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--cluster-cidr/--node-cidr-mask-size: {e}"))?;
         Some(range)
     };
+    let selection = skiff_controllers::Selection::parse(&args.controllers)
+        .map_err(|e| anyhow::anyhow!("--controllers: {e}"))?;
+    let controller_opts = ControllerOpts {
+        cluster_cidr,
+        selection,
+        node_monitor_grace: Duration::from_secs_f64(args.node_monitor_grace_period.max(1.0)),
+    };
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
     let pki_opts = skiff_pki::PkiOptions {
@@ -173,7 +187,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     srv.bootstrap()
         .await
         .map_err(|s| anyhow::anyhow!("bootstrapping the cluster objects: {s}"))?;
-    let controllers = start_controllers(&pki, &url, cluster_cidr, stopping()).await?;
+    let controllers = start_controllers(&pki, &url, controller_opts, stopping()).await?;
     tracing::info!(
         "ready in {:.0?}: serving the Kubernetes API on {url}; kubectl --kubeconfig {}",
         started.elapsed(),
@@ -185,12 +199,19 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The controller manager's settings that come from flags.
+struct ControllerOpts {
+    cluster_cidr: Option<skiff_controllers::nodeipam::ClusterCidr>,
+    selection: skiff_controllers::Selection,
+    node_monitor_grace: Duration,
+}
+
 /// Starts the controller manager in this process, as an API client over HTTPS with its own
 /// client certificate (DESIGN §1.2).
 async fn start_controllers(
     pki: &skiff_pki::Pki,
     url: &str,
-    cluster_cidr: Option<skiff_controllers::nodeipam::ClusterCidr>,
+    wanted: ControllerOpts,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let user = skiff_controllers::USER_NAME;
@@ -205,7 +226,9 @@ async fn start_controllers(
     let opts = skiff_controllers::Options {
         root_ca_pem: pki.ca_cert_pem().to_string(),
         identity: leader_identity(),
-        cluster_cidr,
+        cluster_cidr: wanted.cluster_cidr,
+        node_monitor_grace: wanted.node_monitor_grace,
+        selection: wanted.selection,
     };
     Ok(tokio::spawn(async move {
         if let Err(e) = skiff_controllers::run(config, opts, shutdown).await {

@@ -485,3 +485,144 @@ fn a_bad_cluster_cidr_is_refused_with_a_message() {
         "{err}"
     );
 }
+
+fn taint_keys(s: &Server, node: &str) -> Vec<String> {
+    let n = s.get_json(&["node", node]);
+    n["spec"]["taints"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .map(|t| {
+                    format!(
+                        "{}:{}",
+                        t["key"].as_str().unwrap(),
+                        t["effect"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Posts a Ready heartbeat for `node`, as a kubelet would. The controller only looks at
+/// whether the heartbeat time changes, so a stamp that changes every second is enough.
+fn heartbeat(s: &Server, node: &str) {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let stamp = format!("2026-01-01T00:00:{:02}Z", t % 60);
+    let patch = json!({"status": {"conditions": [{"type": "Ready", "status": "True",
+        "reason": "KubeletReady", "message": "kubelet is posting ready status",
+        "lastHeartbeatTime": stamp, "lastTransitionTime": stamp}]}});
+    s.ok(&[
+        "patch",
+        "node",
+        node,
+        "--subresource=status",
+        "--type=strategic",
+        "-p",
+        &patch.to_string(),
+    ]);
+}
+
+fn deleting(s: &Server, pod: &str) -> bool {
+    match s.kubectl(&["get", "pod", pod, "-o", "json"]) {
+        out if out.status.success() => {
+            let p: Value = serde_json::from_slice(&out.stdout).unwrap();
+            p["metadata"]["deletionTimestamp"].is_string()
+        }
+        _ => true,
+    }
+}
+
+#[test]
+fn silent_nodes_become_unreachable_and_their_pods_are_evicted_after_their_toleration() {
+    let s = Server::start_with(&["--node-monitor-grace-period", "3"]);
+    for n in ["n1", "n2"] {
+        let m = s.manifest(
+            &format!("{n}.yaml"),
+            &format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {n}\n"),
+        );
+        s.ok(&["create", "-f", &m]);
+        heartbeat(&s, n);
+    }
+    let pod = |name: &str, node: &str, tolerations: &str| {
+        let m = s.manifest(
+            &format!("{name}.yaml"),
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeName: {node}\n  containers: [{{name: c, image: busybox}}]\n  tolerations: {tolerations}\n"
+            ),
+        );
+        s.ok(&["create", "-f", &m]);
+    };
+    pod("short", "n1", "[{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 2}]");
+    pod("default", "n1", "[]");
+    pod("forever", "n1", "[{operator: Exists}]");
+    pod("victim", "n2", "[]");
+    pod(
+        "tolerant",
+        "n2",
+        "[{key: dedicated, operator: Equal, value: db, effect: NoExecute}]",
+    );
+
+    // n2 keeps heartbeating; n1 goes silent.
+    eventually("n1 unreachable", || {
+        heartbeat(&s, "n2");
+        let n1 = s.get_json(&["node", "n1"]);
+        n1["status"]["conditions"][0]["status"] == "Unknown"
+    });
+    let n1 = s.get_json(&["node", "n1"]);
+    assert_eq!(n1["status"]["conditions"][0]["reason"], "NodeStatusUnknown");
+    assert_eq!(
+        n1["status"]["conditions"][0]["message"],
+        "Kubelet stopped posting node status."
+    );
+    eventually("unreachable taints on n1", || {
+        heartbeat(&s, "n2");
+        let t = taint_keys(&s, "n1");
+        t.contains(&"node.kubernetes.io/unreachable:NoSchedule".to_string())
+            && t.contains(&"node.kubernetes.io/unreachable:NoExecute".to_string())
+    });
+    eventually("the pod tolerating 2 s is evicted", || {
+        heartbeat(&s, "n2");
+        deleting(&s, "short")
+    });
+    let ev = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=short",
+    ]);
+    assert!(
+        ev.contains("TaintManagerEviction")
+            && ev.contains("Marking for deletion Pod default/short"),
+        "{ev}"
+    );
+    // Pods tolerating longer (the 300 s default) or forever stay; so does everything on n2.
+    for p in ["default", "forever", "victim", "tolerant"] {
+        assert!(!deleting(&s, p), "{p} was evicted");
+    }
+    assert!(
+        taint_keys(&s, "n2").is_empty(),
+        "{:?}",
+        taint_keys(&s, "n2")
+    );
+
+    // A NoExecute taint by hand evicts what does not tolerate it, at once.
+    s.ok(&["taint", "node", "n2", "dedicated=db:NoExecute"]);
+    eventually("victim evicted", || deleting(&s, "victim"));
+    assert!(!deleting(&s, "tolerant"));
+
+    // Cordon adds the unschedulable taint; heartbeats again clear the unreachable ones.
+    s.ok(&["cordon", "n1"]);
+    eventually("n1 ready and cordoned", || {
+        heartbeat(&s, "n1");
+        taint_keys(&s, "n1") == ["node.kubernetes.io/unschedulable:NoSchedule"]
+    });
+    s.ok(&["uncordon", "n1"]);
+    eventually("n1 untainted", || {
+        heartbeat(&s, "n1");
+        taint_keys(&s, "n1").is_empty()
+    });
+}
