@@ -8,6 +8,8 @@
 //! queue, informers, leader election, events) lives in `skiff-client`; here is one module
 //! per controller.
 
+pub mod endpoints;
+pub mod endpointslice;
 pub mod gc;
 pub mod namespace;
 pub mod nodeipam;
@@ -85,6 +87,10 @@ pub const CONTROLLERS: &[(&str, Start)] = &[
     }),
     ("taint-eviction", |c, _| {
         Some(Box::pin(tainteviction::run(c)))
+    }),
+    ("endpoint", |c, _| Some(Box::pin(endpoints::run(c)))),
+    ("endpointslice", |c, _| {
+        Some(Box::pin(endpointslice::run(c)))
     }),
 ];
 

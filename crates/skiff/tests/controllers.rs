@@ -626,3 +626,120 @@ fn silent_nodes_become_unreachable_and_their_pods_are_evicted_after_their_tolera
         taint_keys(&s, "n1").is_empty()
     });
 }
+
+/// Gives a pod an IP and a Ready condition, as its node's agent would.
+fn run_pod(s: &Server, pod: &str, ip: &str, ready: bool) {
+    let status = if ready { "True" } else { "False" };
+    let patch = json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+        "conditions": [{"type": "Ready", "status": status}]}});
+    s.ok(&[
+        "patch",
+        "pod",
+        pod,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &patch.to_string(),
+    ]);
+}
+
+#[test]
+fn services_get_endpoints_and_endpoint_slices_from_ready_pods() {
+    let s = Server::start();
+    let m = s.manifest(
+        "web.yaml",
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web, labels: {tier: front}}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: manual}
+spec:
+  ports: [{port: 80}]
+"#,
+    );
+    s.ok(&["apply", "-f", &m]);
+    for (name, port) in [("a", 8080), ("b", 8080), ("c", 9090)] {
+        let p = s.manifest(
+            &format!("{name}.yaml"),
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{app: web}}}}\nspec:\n  nodeName: n1\n  containers: [{{name: c, image: nginx, ports: [{{name: http, containerPort: {port}}}]}}]\n"
+            ),
+        );
+        s.ok(&["create", "-f", &p]);
+    }
+    run_pod(&s, "a", "10.42.0.10", true);
+    run_pod(&s, "b", "10.42.0.11", false);
+    run_pod(&s, "c", "10.42.0.12", true);
+    eventually("endpoints for web", || {
+        s.kubectl(&["get", "endpoints", "web", "-o", "json"])
+            .status
+            .success()
+            && s.get_json(&["endpoints", "web"])["subsets"]
+                .as_array()
+                .is_some_and(|a| a.len() == 2)
+    });
+    let ep = s.get_json(&["endpoints", "web"]);
+    assert_eq!(ep["metadata"]["labels"]["tier"], "front");
+    let subsets = &ep["subsets"];
+    assert_eq!(
+        subsets[0]["ports"],
+        json!([{"name": "http", "port": 8080, "protocol": "TCP"}])
+    );
+    assert_eq!(subsets[0]["addresses"][0]["ip"], "10.42.0.10");
+    assert_eq!(subsets[0]["addresses"][0]["targetRef"]["name"], "a");
+    assert_eq!(subsets[0]["notReadyAddresses"][0]["ip"], "10.42.0.11");
+    assert_eq!(subsets[1]["ports"][0]["port"], 9090);
+    let printed = s.ok(&["get", "endpoints", "web"]);
+    assert!(
+        printed.contains("10.42.0.10:8080") && printed.contains("10.42.0.12:9090"),
+        "{printed}"
+    );
+    // A service without a selector is left to its owner.
+    assert!(!s.exists(&["endpoints", "manual"]));
+
+    let slices = || {
+        s.get_json(&["endpointslices", "-l", "kubernetes.io/service-name=web"])["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    eventually("two endpoint slices for web", || slices().len() == 2);
+    let all = slices();
+    let svc_uid = s.get_json(&["service", "web"])["metadata"]["uid"].clone();
+    for sl in &all {
+        assert_eq!(sl["addressType"], "IPv4");
+        assert_eq!(
+            sl["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"],
+            "endpointslice-controller.k8s.io"
+        );
+        assert_eq!(sl["metadata"]["ownerReferences"][0]["uid"], svc_uid);
+    }
+    let b = all
+        .iter()
+        .flat_map(|sl| sl["endpoints"].as_array().unwrap().iter())
+        .find(|e| e["targetRef"]["name"] == "b")
+        .unwrap();
+    assert_eq!(
+        b["conditions"],
+        json!({"ready": false, "serving": false, "terminating": false})
+    );
+
+    // Readiness changes and deletions follow; the service's deletion takes everything.
+    run_pod(&s, "b", "10.42.0.11", true);
+    eventually("b ready in endpoints", || {
+        s.get_json(&["endpoints", "web"])["subsets"][0]["addresses"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2)
+    });
+    s.ok(&["delete", "pod", "c", "--grace-period=0", "--force"]);
+    eventually("one slice left", || slices().len() == 1);
+    s.ok(&["delete", "service", "web"]);
+    eventually("endpoints gone", || !s.exists(&["endpoints", "web"]));
+    eventually("slices gone", || slices().is_empty());
+}
