@@ -2,15 +2,20 @@
 //! (controller manager, scheduler, node agent): building a client from a kubeconfig, a
 //! work queue with client-go's semantics ([`queue`]), watch-fed stores ([`informer`]),
 //! client-go-compatible Lease leader election ([`leader`]), taint/toleration matching
-//! ([`taints`]) and an event recorder that aggregates like client-go's ([`events`]).
+//! ([`taints`]), an event recorder that aggregates like client-go's ([`events`]), and what
+//! controllers of pods share: label selectors ([`selector`]), controller references and
+//! adoption ([`controllerref`]) and creation/deletion expectations ([`expectations`]).
 //!
 //! It holds no control loop of its own and must never touch the store or depend on the
 //! apiserver crate: everything here goes through the API (DESIGN §1.2).
 
+pub mod controllerref;
 pub mod events;
+pub mod expectations;
 pub mod informer;
 pub mod leader;
 pub mod queue;
+pub mod selector;
 pub mod taints;
 
 use anyhow::Context;

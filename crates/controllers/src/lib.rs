@@ -14,6 +14,7 @@ pub mod gc;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod replicaset;
 pub mod rootca;
 pub mod serviceaccount;
 pub mod tainteviction;
@@ -91,6 +92,16 @@ pub const CONTROLLERS: &[(&str, Start)] = &[
     ("endpoint", |c, _| Some(Box::pin(endpoints::run(c)))),
     ("endpointslice", |c, _| {
         Some(Box::pin(endpointslice::run(c)))
+    }),
+    ("replicaset", |c, _| {
+        Some(Box::pin(replicaset::run::<
+            k8s_openapi::api::apps::v1::ReplicaSet,
+        >(c)))
+    }),
+    ("replicationcontroller", |c, _| {
+        Some(Box::pin(replicaset::run::<
+            k8s_openapi::api::core::v1::ReplicationController,
+        >(c)))
     }),
 ];
 
