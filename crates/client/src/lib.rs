@@ -17,6 +17,7 @@ pub mod leader;
 pub mod queue;
 pub mod selector;
 pub mod taints;
+pub mod workload;
 
 use anyhow::Context;
 

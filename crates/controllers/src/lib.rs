@@ -11,6 +11,7 @@
 pub mod endpoints;
 pub mod endpointslice;
 pub mod gc;
+pub mod job;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
@@ -79,6 +80,7 @@ pub const CONTROLLERS: &[(&str, Start)] = &[
         Some(Box::pin(rootca::run(c, o.root_ca_pem.clone())))
     }),
     ("garbagecollector", |c, _| Some(Box::pin(gc::run(c)))),
+    ("job", |c, _| Some(Box::pin(job::run(c)))),
     ("nodeipam", |c, o| {
         let range = o.cluster_cidr?;
         Some(Box::pin(nodeipam::run(c, range)))
