@@ -12,6 +12,7 @@
 
 pub mod crd;
 pub mod discovery;
+pub mod eviction;
 pub mod fieldvalidation;
 pub mod managed;
 pub mod metrics;

@@ -225,7 +225,8 @@ async fn serve_request(
                     ))
                 }
                 Some("eviction") => {
-                    evict_pod(srv, res, rr.namespace.as_deref(), name, q).await?;
+                    let opts = eviction_options(&body, fmt, name, q)?;
+                    crate::eviction::evict(srv, res, rr.namespace.as_deref(), name, opts).await?;
                     Ok(json_response(
                         StatusCode::CREATED,
                         Status::success_json("policy", "pods", name, ""),
@@ -1068,20 +1069,32 @@ async fn bind_pod(
     ))
 }
 
-async fn evict_pod(
-    srv: &ApiServer,
-    res: &Resource,
-    ns: Option<&str>,
+/// The DeleteOptions inside a `policy/v1` (or v1beta1) Eviction body.
+fn eviction_options(
+    body: &Bytes,
+    fmt: BodyFormat,
     name: &str,
     q: &Query,
-) -> Result<(), Status> {
-    // PodDisruptionBudget checks arrive with the disruption controller; until then an
-    // eviction is a graceful delete.
-    let opts = DeleteOptions {
-        grace_period: q.grace_period_seconds,
-        ..Default::default()
+) -> Result<DeleteOptions, Status> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return DeleteOptions::parse(&Bytes::new(), q);
+    }
+    let eviction = match fmt {
+        BodyFormat::Protobuf => negotiate::decode_protobuf(body)?,
+        _ => negotiate::decode(body, fmt == BodyFormat::Yaml)?,
     };
-    delete(srv, res, ns, name, &opts).await.map(|_| ())
+    if let Some(n) = eviction.pointer("/metadata/name").and_then(Value::as_str) {
+        if n != name {
+            return Err(Status::bad_request(
+                "name in URL does not match name in Eviction object",
+            ));
+        }
+    }
+    let opts = match eviction.get("deleteOptions").filter(|o| !o.is_null()) {
+        Some(o) => Bytes::from(o.to_string()),
+        None => Bytes::new(),
+    };
+    DeleteOptions::parse(&opts, q)
 }
 
 #[derive(Default, Debug)]
@@ -1094,7 +1107,7 @@ pub struct DeleteOptions {
 }
 
 impl DeleteOptions {
-    fn parse(body: &Bytes, q: &Query) -> Result<Self, Status> {
+    pub(crate) fn parse(body: &Bytes, q: &Query) -> Result<Self, Status> {
         let mut o = DeleteOptions {
             grace_period: q.grace_period_seconds,
             propagation: q.propagation_policy.clone(),

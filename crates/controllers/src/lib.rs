@@ -8,6 +8,7 @@
 //! queue, informers, leader election, events) lives in `skiff-client`; here is one module
 //! per controller.
 
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod gc;
@@ -105,6 +106,7 @@ pub const CONTROLLERS: &[(&str, Start)] = &[
             k8s_openapi::api::core::v1::ReplicationController,
         >(c)))
     }),
+    ("disruption", |c, _| Some(Box::pin(disruption::run(c)))),
 ];
 
 async fn run_controllers(client: Client, opts: Options) -> anyhow::Result<()> {

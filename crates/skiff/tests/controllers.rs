@@ -743,3 +743,105 @@ spec:
     eventually("endpoints gone", || !s.exists(&["endpoints", "web"]));
     eventually("slices gone", || slices().is_empty());
 }
+
+fn evict(s: &Server, pod: &str) -> std::process::Output {
+    let body = json!({"apiVersion": "policy/v1", "kind": "Eviction",
+        "metadata": {"name": pod, "namespace": "default"}});
+    let f = s.manifest(&format!("evict-{pod}.json"), &body.to_string());
+    s.kubectl(&[
+        "create",
+        "--raw",
+        &format!("/api/v1/namespaces/default/pods/{pod}/eviction"),
+        "-f",
+        &f,
+    ])
+}
+
+#[test]
+fn disruption_budgets_are_kept_and_honoured_by_evictions() {
+    let s = Server::start();
+    for name in ["a", "b", "c"] {
+        let p = s.manifest(
+            &format!("{name}.yaml"),
+            &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{app: db}}}}\nspec:\n  nodeName: n1\n  containers: [{{name: c, image: postgres}}]\n"),
+        );
+        s.ok(&["create", "-f", &p]);
+        run_pod(&s, name, &format!("10.42.0.{}", name.as_bytes()[0]), true);
+    }
+    let pdb = s.manifest(
+        "pdb.yaml",
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: db}\nspec:\n  minAvailable: 2\n  selector: {matchLabels: {app: db}}\n",
+    );
+    s.ok(&["create", "-f", &pdb]);
+    eventually("the budget's status", || {
+        let st = &s.get_json(&["pdb", "db"])["status"];
+        st["currentHealthy"] == 3 && st["disruptionsAllowed"] == 1
+    });
+    let st = s.get_json(&["pdb", "db"])["status"].clone();
+    assert_eq!(st["desiredHealthy"], 2);
+    assert_eq!(st["expectedPods"], 3);
+    assert_eq!(st["observedGeneration"], 1);
+    assert_eq!(st["conditions"][0]["type"], "DisruptionAllowed");
+    assert_eq!(st["conditions"][0]["status"], "True");
+    assert_eq!(st["conditions"][0]["reason"], "SufficientPods");
+    let printed = s.ok(&["get", "pdb", "db"]);
+    assert!(printed.contains("ALLOWED DISRUPTIONS"), "{printed}");
+
+    // One eviction fits the budget...
+    let out = evict(&s, "a");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = s.get_json(&["pod", "a"]);
+    assert!(a["metadata"]["deletionTimestamp"].is_string(), "{a:#}");
+    let conds = a["status"]["conditions"].as_array().unwrap();
+    assert!(
+        conds
+            .iter()
+            .any(|c| c["type"] == "DisruptionTarget" && c["reason"] == "EvictionByEvictionAPI"),
+        "{conds:?}"
+    );
+    // ...a second one would break it: 429 with the budget named.
+    let out = evict(&s, "b");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("TooManyRequests")
+            && err.contains("Cannot evict pod as it would violate the pod's disruption budget"),
+        "{err}"
+    );
+    assert!(!s.get_json(&["pod", "b"])["metadata"]["deletionTimestamp"].is_string());
+    eventually("the budget sees a go", || {
+        let st = &s.get_json(&["pdb", "db"])["status"];
+        st["currentHealthy"] == 2
+            && st["disruptionsAllowed"] == 0
+            && st["conditions"][0]["reason"] == "InsufficientPods"
+    });
+
+    // A pod that is not running yet can always go.
+    let p = s.manifest("pending.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: pending, labels: {app: db}}\nspec:\n  containers: [{name: c, image: postgres}]\n");
+    s.ok(&["create", "-f", &p]);
+    let out = evict(&s, "pending");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually("pending pod gone", || !s.exists(&["pod", "pending"]));
+
+    // Two budgets over one pod: upstream refuses with a 500.
+    let pdb2 = s.manifest(
+        "pdb2.yaml",
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: db2}\nspec:\n  maxUnavailable: 1\n  selector: {matchLabels: {app: db}}\n",
+    );
+    s.ok(&["create", "-f", &pdb2]);
+    let err = String::from_utf8_lossy(&evict(&s, "c").stderr).into_owned();
+    assert!(err.contains("more than one PodDisruptionBudget"), "{err}");
+    // db2 needs the pods' controllers for maxUnavailable; these pods have none.
+    eventually("db2 reports why it cannot count", || {
+        let st = &s.get_json(&["pdb", "db2"])["status"];
+        st["conditions"][0]["reason"] == "SyncFailed" && st["disruptionsAllowed"] == 0
+    });
+}
