@@ -2,6 +2,7 @@
 //! It owns argument parsing, process lifecycle (signals, exit codes) and wiring — no
 //! API semantics, storage logic or certificate logic of its own.
 
+mod agent;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run the control plane: API server and controller manager (the scheduler follows).
     Server(Box<server::ServerArgs>),
+    /// Run a node agent (kubelet); `--simulate N` runs N simulated nodes in this process.
+    Agent(agent::AgentArgs),
     /// Print the versions of skiff and of the Kubernetes API it serves.
     Version,
 }
@@ -38,6 +41,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => server::run(*args),
+        Command::Agent(args) => agent::run(args),
         Command::Version => {
             println!(
                 "skiff {}\nKubernetes API {}",
