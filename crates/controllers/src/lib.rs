@@ -16,6 +16,7 @@ pub mod job;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod podgc;
 pub mod replicaset;
 pub mod rootca;
 pub mod serviceaccount;
@@ -44,6 +45,8 @@ pub struct Options {
     pub node_monitor_grace: std::time::Duration,
     /// Which controllers run.
     pub selection: Selection,
+    /// Finished pods kept before the pod GC deletes the oldest (0: keep all).
+    pub terminated_pod_gc_threshold: usize,
 }
 
 /// Runs every controller until `shutdown` completes. Controllers run only while this
@@ -107,6 +110,9 @@ pub const CONTROLLERS: &[(&str, Start)] = &[
         >(c)))
     }),
     ("disruption", |c, _| Some(Box::pin(disruption::run(c)))),
+    ("podgc", |c, o| {
+        Some(Box::pin(podgc::run(c, o.terminated_pod_gc_threshold)))
+    }),
 ];
 
 async fn run_controllers(client: Client, opts: Options) -> anyhow::Result<()> {

@@ -69,6 +69,9 @@ pub struct ServerArgs {
     /// How long a node may miss heartbeats before it is marked unreachable, in seconds.
     #[arg(long, default_value_t = 40.0)]
     pub node_monitor_grace_period: f64,
+    /// Finished pods kept before the oldest are deleted (0: keep all).
+    #[arg(long, default_value_t = skiff_controllers::podgc::DEFAULT_THRESHOLD)]
+    pub terminated_pod_gc_threshold: usize,
 }
 
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -132,6 +135,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         cluster_cidr,
         selection,
         node_monitor_grace: Duration::from_secs_f64(args.node_monitor_grace_period.max(1.0)),
+        terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
     };
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
@@ -204,6 +208,7 @@ struct ControllerOpts {
     cluster_cidr: Option<skiff_controllers::nodeipam::ClusterCidr>,
     selection: skiff_controllers::Selection,
     node_monitor_grace: Duration,
+    terminated_pod_gc_threshold: usize,
 }
 
 /// Starts the controller manager in this process, as an API client over HTTPS with its own
@@ -228,6 +233,7 @@ async fn start_controllers(
         identity: leader_identity(),
         cluster_cidr: wanted.cluster_cidr,
         node_monitor_grace: wanted.node_monitor_grace,
+        terminated_pod_gc_threshold: wanted.terminated_pod_gc_threshold,
         selection: wanted.selection,
     };
     Ok(tokio::spawn(async move {

@@ -845,3 +845,50 @@ fn disruption_budgets_are_kept_and_honoured_by_evictions() {
         st["conditions"][0]["reason"] == "SyncFailed" && st["disruptionsAllowed"] == 0
     });
 }
+
+#[test]
+fn pod_gc_removes_pods_of_vanished_nodes_and_old_finished_pods() {
+    let s = Server::start_with(&["--terminated-pod-gc-threshold", "2"]);
+    let pod = |name: &str, node: &str| {
+        let p = s.manifest(
+            &format!("{name}.yaml"),
+            &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeName: {node}\n  containers: [{{name: c, image: busybox}}]\n"),
+        );
+        s.ok(&["create", "-f", &p]);
+    };
+    let n = s.manifest(
+        "n1.yaml",
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n",
+    );
+    s.ok(&["create", "-f", &n]);
+    pod("orphan", "ghost");
+    pod("kept", "n1");
+    for name in ["done-1", "done-2", "done-3", "done-4"] {
+        pod(name, "n1");
+        s.ok(&[
+            "patch",
+            "pod",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"phase":"Succeeded"}}"#,
+        ]);
+        // Distinct creation times order the deletions.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    eventually("the two oldest finished pods are collected", || {
+        !s.exists(&["pod", "done-1"]) && !s.exists(&["pod", "done-2"])
+    });
+    assert!(s.exists(&["pod", "done-3"]) && s.exists(&["pod", "done-4"]));
+    // Upstream's timing: a 40 s quarantine checked every 20 s, so this takes about a minute.
+    let start = std::time::Instant::now();
+    while s.exists(&["pod", "orphan"]) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(180),
+            "the pod of a node that does not exist was not collected"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(s.exists(&["pod", "kept"]), "pods of live nodes stay");
+}
