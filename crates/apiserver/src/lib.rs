@@ -10,6 +10,7 @@
 //! Must not: contain per-resource HTTP handlers (add a registry row or a strategy instead),
 //! talk to anything but the store, or know which store backend it has.
 
+pub mod admission;
 pub mod crd;
 pub mod discovery;
 pub mod eviction;
@@ -86,6 +87,12 @@ impl ApiServer {
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             rest::create_internal(self, "", "namespaces", None, body).await?;
+        }
+        for (name, value, description) in admission::SYSTEM_CLASSES {
+            let body = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": {"name": name}, "value": value, "description": description,
+                "preemptionPolicy": "PreemptLowerPriority"});
+            rest::create_internal(self, "scheduling.k8s.io", "priorityclasses", None, body).await?;
         }
         crd::start(self.clone()).await?;
         self.bootstrapped.store(true, Ordering::Release);

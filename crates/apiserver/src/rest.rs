@@ -577,6 +577,7 @@ pub async fn create(
             },
         )?;
         crate::crd::admit(res, &mut obj, None)?;
+        crate::admission::admit_create(srv, res, &mut obj).await?;
         obj["kind"] = json!(res.kind);
         obj["apiVersion"] = json!(res.api_version());
         strategy::normalize(&mut obj);
