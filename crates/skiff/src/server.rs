@@ -192,6 +192,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .map_err(|s| anyhow::anyhow!("bootstrapping the cluster objects: {s}"))?;
     let controllers = start_controllers(&pki, &url, controller_opts, stopping()).await?;
+    let scheduler = start_scheduler(&pki, &url, stopping()).await?;
     tracing::info!(
         "ready in {:.0?}: serving the Kubernetes API on {url}; kubectl --kubeconfig {}",
         started.elapsed(),
@@ -199,6 +200,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     );
     serving.await.context("the server task failed")?;
     controllers.abort();
+    scheduler.abort();
     tracing::info!("shut down cleanly");
     Ok(())
 }
@@ -239,6 +241,30 @@ async fn start_controllers(
     Ok(tokio::spawn(async move {
         if let Err(e) = skiff_controllers::run(config, opts, shutdown).await {
             tracing::error!("controller manager stopped: {e:#}");
+        }
+    }))
+}
+
+/// Starts the scheduler in this process, as an API client over HTTPS with its own client
+/// certificate (DESIGN §1.2), electing a leader through the `kube-system/kube-scheduler`
+/// Lease.
+async fn start_scheduler(
+    pki: &skiff_pki::Pki,
+    url: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let user = skiff_scheduler::USER_NAME;
+    // No RBAC yet: system:masters, as for the controller manager.
+    let (cert, key) = pki
+        .issue_client_cert(user, &["system:masters"], skiff_pki::LEAF_VALIDITY)
+        .context("issuing the scheduler's client certificate")?;
+    let kubeconfig =
+        skiff_pki::kubeconfig::render(url, pki.ca_cert_pem(), &cert, &key, user, "skiff");
+    let config = skiff_scheduler::config_from_kubeconfig(&kubeconfig).await?;
+    let opts = skiff_scheduler::Options::new(&leader_identity());
+    Ok(tokio::spawn(async move {
+        if let Err(e) = skiff_scheduler::run(config, opts, shutdown).await {
+            tracing::error!("scheduler stopped: {e:#}");
         }
     }))
 }
