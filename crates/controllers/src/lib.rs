@@ -8,6 +8,7 @@
 //! queue, informers, leader election, events) lives in `skiff-client`; here is one module
 //! per controller.
 
+pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
@@ -113,6 +114,7 @@ pub const CONTROLLERS: &[(&str, Start)] = &[
     ("podgc", |c, o| {
         Some(Box::pin(podgc::run(c, o.terminated_pod_gc_threshold)))
     }),
+    ("deployment", |c, _| Some(Box::pin(deployment::run(c)))),
 ];
 
 async fn run_controllers(client: Client, opts: Options) -> anyhow::Result<()> {

@@ -805,6 +805,23 @@ impl<K: ReplicaOwner> Ctl<K> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         let diff = pods.len() as i64 - i64::from(owner.replicas().max(0));
         if diff < 0 {
+            // Pods that the selector would not match would be released as soon as they
+            // were created, and replaced, forever: refuse (the API server validates this
+            // for matchLabels; this also covers expressions and RC defaults).
+            let template_labels = owner
+                .template()
+                .and_then(|t| t.metadata.as_ref())
+                .and_then(|m| m.labels.as_ref());
+            if !owner
+                .pod_selector()
+                .is_ok_and(|s| s.matches(template_labels))
+            {
+                let msg = "the pod template's labels do not match the selector".to_string();
+                self.recorder
+                    .warning(owner, "FailedCreate", &format!("Error creating: {msg}"))
+                    .await;
+                return Err(msg);
+            }
             let n = ((-diff) as usize).min(BURST_REPLICAS);
             self.expectations.expect(key, n, []);
             let pod = pod_from_template(owner);

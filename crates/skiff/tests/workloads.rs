@@ -200,3 +200,482 @@ spec:
         s.get_json(&["rc", "legacy"])["status"]["replicas"] == 4
     });
 }
+
+// ---- Deployments ----
+
+/// Stands in for a node agent until one runs in these tests: marks every active pod
+/// matching `selector` Running and Ready, one at a time, until `stop` is set.
+fn readiness_driver(s: &Server, selector: &str, stop: &std::sync::atomic::AtomicBool) {
+    use std::sync::atomic::Ordering;
+    while !stop.load(Ordering::Relaxed) {
+        let out = s.kubectl(&["get", "pods", "-l", selector, "-o", "json"]);
+        let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) else {
+            continue;
+        };
+        for p in items(&v) {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let ready = p["status"]["conditions"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            });
+            if ready || !p["metadata"]["deletionTimestamp"].is_null() {
+                continue;
+            }
+            let name = p["metadata"]["name"].as_str().unwrap_or_default();
+            let now = "2020-01-01T00:00:00Z";
+            let patch = serde_json::json!({"status": {"phase": "Running", "conditions": [
+                {"type": "Ready", "status": "True", "lastTransitionTime": now}]}});
+            // The pod may be gone meanwhile: ignore failures.
+            let _ = s.kubectl(&[
+                "patch",
+                "pod",
+                name,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &patch.to_string(),
+            ]);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn rs_of(s: &Server, deployment: &str) -> Vec<Value> {
+    items(&s.get_json(&["rs"]))
+        .into_iter()
+        .filter(|r| {
+            r["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|o| {
+                    o.iter()
+                        .any(|o| o["name"] == deployment && o["kind"] == "Deployment")
+                })
+        })
+        .collect()
+}
+
+fn image_of(v: &Value) -> String {
+    v["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Pod states replayed from a `kubectl get pods -w` stream: name → (active, ready).
+struct PodTally {
+    pods: std::collections::BTreeMap<String, (bool, bool)>,
+}
+
+impl PodTally {
+    /// Applies one watch line `TYPE NAME DELETION READY`; returns (active, ready) counts.
+    fn apply(&mut self, line: &str) -> (usize, usize) {
+        let f: Vec<&str> = line.split('|').collect();
+        if f.len() >= 4 {
+            let (kind, name, deleting, ready) =
+                (f[0].trim(), f[1].trim(), f[2].trim(), f[3].trim());
+            if kind == "DELETED" || !deleting.is_empty() {
+                self.pods.insert(name.to_string(), (false, false));
+            } else {
+                self.pods.insert(name.to_string(), (true, ready == "True"));
+            }
+        }
+        let active = self.pods.values().filter(|p| p.0).count();
+        let ready = self.pods.values().filter(|p| p.0 && p.1).count();
+        (active, ready)
+    }
+}
+
+const WATCH_COLUMNS: &str = r#"jsonpath={.type}|{.object.metadata.name}|{.object.metadata.deletionTimestamp}|{.object.status.conditions[?(@.type=="Ready")].status}{"\n"}"#;
+
+#[test]
+fn deployment_rolls_out_scales_pauses_and_rolls_back() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let s = Server::start();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| readiness_driver(&s, "app=web", &stop));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deployment_flow(&s)));
+        stop.store(true, Ordering::Relaxed);
+        if let Err(e) = result {
+            std::panic::resume_unwind(e);
+        }
+    });
+}
+
+fn deployment_flow(s: &Server) {
+    s.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx:1.0",
+        "--replicas=5",
+    ]);
+    s.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    assert_eq!(active_pods(s, "app=web").len(), 5);
+    let rss = rs_of(s, "web");
+    assert_eq!(rss.len(), 1);
+    let rs = &rss[0];
+    let hash = rs["metadata"]["labels"]["pod-template-hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(rs["metadata"]["name"], format!("web-{hash}").as_str());
+    assert_eq!(
+        rs["spec"]["selector"]["matchLabels"]["pod-template-hash"],
+        hash.as_str()
+    );
+    assert_eq!(
+        rs["spec"]["template"]["metadata"]["labels"]["pod-template-hash"],
+        hash.as_str()
+    );
+    let ann = &rs["metadata"]["annotations"];
+    assert_eq!(ann["deployment.kubernetes.io/revision"], "1");
+    assert_eq!(ann["deployment.kubernetes.io/desired-replicas"], "5");
+    assert_eq!(ann["deployment.kubernetes.io/max-replicas"], "7"); // 25% surge of 5, rounded up
+    let d = s.get_json(&["deployment", "web"]);
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "1"
+    );
+    let conds = d["status"]["conditions"].as_array().unwrap();
+    let reason = |t: &str| {
+        conds
+            .iter()
+            .find(|c| c["type"] == t)
+            .map(|c| c["reason"].as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        reason("Available").as_deref(),
+        Some("MinimumReplicasAvailable")
+    );
+    assert_eq!(
+        reason("Progressing").as_deref(),
+        Some("NewReplicaSetAvailable")
+    );
+    assert_eq!(d["status"]["updatedReplicas"], 5);
+    assert_eq!(d["status"]["availableReplicas"], 5);
+
+    // A rolling update never has more than 5 + 2 pods nor fewer than 5 - 1 ready ones.
+    let mut w = s.watch(
+        33,
+        &[
+            "pods",
+            "-l",
+            "app=web",
+            "--output-watch-events",
+            "-o",
+            WATCH_COLUMNS,
+        ],
+    );
+    let mut tally = PodTally {
+        pods: Default::default(),
+    };
+    for _ in 0..5 {
+        let line = w.wait_for("the initial pods", |_| true);
+        tally.apply(&line);
+    }
+    s.ok(&["set", "image", "deployment/web", "nginx=nginx:2.0"]);
+    s.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    let mut max_active = 0;
+    let mut min_ready = usize::MAX;
+    // Replay everything the watch printed until the old pods were all gone.
+    loop {
+        let line = w.wait_for("pod changes", |_| true);
+        let (active, ready) = tally.apply(&line);
+        max_active = max_active.max(active);
+        min_ready = min_ready.min(ready);
+        let old_left = tally
+            .pods
+            .iter()
+            .any(|(n, p)| p.0 && n.starts_with(&format!("web-{hash}-")));
+        if !old_left && active == 5 && ready == 5 {
+            break;
+        }
+    }
+    assert!(
+        max_active <= 7,
+        "more than replicas + maxSurge pods: {max_active}; {:?}",
+        w.lines
+    );
+    assert!(
+        min_ready >= 4,
+        "fewer than replicas - maxUnavailable ready: {min_ready}; {:?}",
+        w.lines
+    );
+    drop(w);
+    let rss = rs_of(s, "web");
+    assert_eq!(rss.len(), 2);
+    let new_rs = rss.iter().find(|r| image_of(r) == "nginx:2.0").unwrap();
+    assert_eq!(
+        new_rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "2"
+    );
+    let old_rs = rss.iter().find(|r| image_of(r) == "nginx:1.0").unwrap();
+    assert_eq!(old_rs["spec"]["replicas"], 0);
+    eventually("events tell the rollout", || {
+        let ev = events(s, "web");
+        ev.iter().any(|(r, m)| {
+            r == "ScalingReplicaSet"
+                && m.starts_with("Scaled up replica set web-")
+                && m.ends_with(" from 0 to 5")
+        }) && ev
+            .iter()
+            .any(|(r, m)| r == "ScalingReplicaSet" && m.starts_with("Scaled down replica set web-"))
+    });
+
+    // History with a change cause, then undo to the previous template.
+    s.ok(&[
+        "annotate",
+        "deployment",
+        "web",
+        "kubernetes.io/change-cause=nginx 2.0",
+    ]);
+    eventually("the change cause reaches the ReplicaSet", || {
+        let h = s.ok(&["rollout", "history", "deployment/web"]);
+        h.contains("nginx 2.0")
+    });
+    let history = s.ok(&["rollout", "history", "deployment/web"]);
+    assert!(history.contains('1') && history.contains('2'), "{history}");
+    let rev1 = s.ok(&["rollout", "history", "deployment/web", "--revision=1"]);
+    assert!(rev1.contains("nginx:1.0"), "{rev1}");
+
+    s.ok(&["rollout", "undo", "deployment/web"]);
+    s.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    let d = s.get_json(&["deployment", "web"]);
+    assert_eq!(image_of(&d), "nginx:1.0");
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    let rss = rs_of(s, "web");
+    assert_eq!(rss.len(), 2, "undo reuses the old ReplicaSet");
+    let back = rss.iter().find(|r| image_of(r) == "nginx:1.0").unwrap();
+    assert_eq!(
+        back["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    assert_eq!(
+        back["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"],
+        "1"
+    );
+    assert_eq!(back["spec"]["replicas"], 5);
+    eventually("pods run the old image again", || {
+        let pods = active_pods(s, "app=web");
+        pods.len() == 5
+            && pods
+                .iter()
+                .all(|p| p["spec"]["containers"][0]["image"] == "nginx:1.0")
+    });
+
+    // rollout restart: a template annotation change is a new revision.
+    s.ok(&["rollout", "restart", "deployment/web"]);
+    s.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    assert_eq!(rs_of(s, "web").len(), 3);
+
+    // Scale to zero and back.
+    s.ok(&["scale", "deployment/web", "--replicas=0"]);
+    eventually("no pods", || active_pods(s, "app=web").is_empty());
+    s.ok(&["scale", "deployment/web", "--replicas=3"]);
+    s.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    assert_eq!(active_pods(s, "app=web").len(), 3);
+
+    // Paused: template changes wait, scaling does not.
+    s.ok(&["rollout", "pause", "deployment/web"]);
+    eventually("Progressing says paused", || {
+        let d = s.get_json(&["deployment", "web"]);
+        d["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Progressing" && c["reason"] == "DeploymentPaused")
+        })
+    });
+    s.ok(&["set", "image", "deployment/web", "nginx=nginx:3.0"]);
+    s.ok(&["scale", "deployment/web", "--replicas=4"]);
+    eventually("a paused deployment scales", || {
+        active_pods(s, "app=web").len() == 4
+    });
+    eventually("the scale was observed", || {
+        let d = s.get_json(&["deployment", "web"]);
+        d["status"]["observedGeneration"] == d["metadata"]["generation"]
+    });
+    assert!(
+        rs_of(s, "web").iter().all(|r| image_of(r) != "nginx:3.0"),
+        "no rollout while paused"
+    );
+    s.ok(&["rollout", "resume", "deployment/web"]);
+    s.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    eventually("the resumed rollout runs nginx:3.0", || {
+        let pods = active_pods(s, "app=web");
+        pods.len() == 4
+            && pods
+                .iter()
+                .all(|p| p["spec"]["containers"][0]["image"] == "nginx:3.0")
+    });
+
+    // Deleting the deployment removes its ReplicaSets and pods.
+    s.ok(&["delete", "deployment", "web"]);
+    eventually("ReplicaSets are gone", || rs_of(s, "web").is_empty());
+    eventually("pods are gone", || active_pods(s, "app=web").is_empty());
+}
+
+#[test]
+fn recreate_never_overlaps_old_and_new_pods() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let s = Server::start();
+    let f = s.manifest(
+        "recreate.yaml",
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: db
+spec:
+  replicas: 3
+  strategy: {type: Recreate}
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      containers:
+      - name: db
+        image: postgres:15
+"#,
+    );
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| readiness_driver(&s, "app=db", &stop));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            s.ok(&["apply", "-f", &f]);
+            s.ok(&["rollout", "status", "deployment/db", "--timeout=90s"]);
+            let mut w = s.watch(
+                33,
+                &[
+                    "pods",
+                    "-l",
+                    "app=db",
+                    "--output-watch-events",
+                    "-o",
+                    WATCH_COLUMNS,
+                ],
+            );
+            let mut tally = PodTally {
+                pods: Default::default(),
+            };
+            for _ in 0..3 {
+                tally.apply(&w.wait_for("the initial pods", |_| true));
+            }
+            let old: Vec<String> = tally.pods.keys().cloned().collect();
+            s.ok(&["set", "image", "deployment/db", "db=postgres:16"]);
+            s.ok(&["rollout", "status", "deployment/db", "--timeout=90s"]);
+            loop {
+                let line = w.wait_for("pod changes", |_| true);
+                tally.apply(&line);
+                let old_active = tally.pods.iter().any(|(n, p)| p.0 && old.contains(n));
+                let new_seen = tally.pods.keys().any(|n| !old.contains(n));
+                assert!(
+                    !(old_active && new_seen),
+                    "old and new pods at once: {:?}",
+                    w.lines
+                );
+                let new_ready = tally
+                    .pods
+                    .iter()
+                    .filter(|(n, p)| p.1 && !old.contains(n))
+                    .count();
+                if new_ready == 3 {
+                    break;
+                }
+            }
+        }));
+        stop.store(true, Ordering::Relaxed);
+        if let Err(e) = result {
+            std::panic::resume_unwind(e);
+        }
+    });
+}
+
+#[test]
+fn deployment_without_progress_exceeds_its_deadline() {
+    let s = Server::start();
+    let f = s.manifest(
+        "stuck.yaml",
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: stuck
+spec:
+  replicas: 2
+  progressDeadlineSeconds: 2
+  selector:
+    matchLabels: {app: stuck}
+  template:
+    metadata:
+      labels: {app: stuck}
+    spec:
+      containers:
+      - name: c
+        image: busybox
+"#,
+    );
+    s.ok(&["apply", "-f", &f]);
+    // Nothing makes the pods ready.
+    eventually("ProgressDeadlineExceeded", || {
+        let d = s.get_json(&["deployment", "stuck"]);
+        d["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c["type"] == "Progressing"
+                    && c["status"] == "False"
+                    && c["reason"] == "ProgressDeadlineExceeded"
+            })
+        })
+    });
+    let out = s.kubectl(&["rollout", "status", "deployment/stuck", "--timeout=30s"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("exceeded its progress deadline"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = s.get_json(&["deployment", "stuck"]);
+    let avail = d["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Available")
+        .unwrap()
+        .clone();
+    assert_eq!(avail["reason"], "MinimumReplicasUnavailable");
+}
+
+#[test]
+fn invalid_deployments_are_refused_or_reported() {
+    let s = Server::start();
+    let f = s.manifest(
+        "mismatch.yaml",
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: bad
+spec:
+  selector:
+    matchLabels: {app: one}
+  template:
+    metadata:
+      labels: {app: two}
+    spec:
+      containers:
+      - name: c
+        image: busybox
+"#,
+    );
+    let err = s.fails(&["create", "-f", &f]);
+    assert!(
+        err.contains("is invalid") && err.contains("selector"),
+        "{err}"
+    );
+}
