@@ -8,6 +8,7 @@
 //! queue, informers, leader election, events) lives in `skiff-client`; here is one module
 //! per controller.
 
+pub mod cronjob;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
@@ -22,6 +23,7 @@ pub mod replicaset;
 pub mod rootca;
 pub mod serviceaccount;
 pub mod tainteviction;
+pub mod ttlafterfinished;
 
 pub use skiff_client::{config_from_kubeconfig, informer, leader, queue};
 
@@ -86,6 +88,10 @@ pub const CONTROLLERS: &[(&str, Start)] = &[
     }),
     ("garbagecollector", |c, _| Some(Box::pin(gc::run(c)))),
     ("job", |c, _| Some(Box::pin(job::run(c)))),
+    ("cronjob", |c, _| Some(Box::pin(cronjob::run(c)))),
+    ("ttl-after-finished", |c, _| {
+        Some(Box::pin(ttlafterfinished::run(c)))
+    }),
     ("nodeipam", |c, o| {
         let range = o.cluster_cidr?;
         Some(Box::pin(nodeipam::run(c, range)))

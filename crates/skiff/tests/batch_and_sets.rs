@@ -364,3 +364,129 @@ spec:
     assert_eq!(c["reason"], json!("JobResumed"));
     assert!(has_event(&s, "later", "Suspended"));
 }
+
+#[test]
+fn cronjob_fires_jobs_on_schedule_and_keeps_history() {
+    let s = Server::start();
+    let cj = s.manifest(
+        "cronjob.yaml",
+        r#"
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: tick}
+spec:
+  schedule: "*/1 * * * *"
+  timeZone: Europe/Berlin
+  successfulJobsHistoryLimit: 0
+  jobTemplate:
+    metadata: {labels: {app: tick}}
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: main, image: busybox}]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: broken}
+spec:
+  schedule: "61 * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: main, image: busybox}]
+"#,
+    );
+    s.ok(&["create", "-f", &cj]);
+
+    // A schedule the controller cannot read is reported, not retried in a loop.
+    eventually("UnparseableSchedule event", || {
+        events_for(&s, "broken")
+            .iter()
+            .any(|(r, m)| r == "UnparseableSchedule" && m.contains("above maximum"))
+    });
+
+    // The next minute boundary fires a Job named after the scheduled minute.
+    eventually("a Job from the CronJob", || {
+        !items(&s.get_json(&["jobs", "-l", "app=tick"])).is_empty()
+    });
+    let job = items(&s.get_json(&["jobs", "-l", "app=tick"]))[0].clone();
+    let jname = name(&job);
+    let minutes: i64 = jname.strip_prefix("tick-").unwrap().parse().unwrap();
+    let stamp = job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        stamp.ends_with("+01:00") || stamp.ends_with("+02:00"),
+        "scheduled time in the CronJob's zone: {stamp}"
+    );
+    assert_eq!(
+        job["metadata"]["ownerReferences"][0]["kind"],
+        json!("CronJob")
+    );
+    let cj = s.get_json(&["cronjob", "tick"]);
+    assert_eq!(cj["status"]["active"][0]["name"], json!(jname));
+    let last = cj["status"]["lastScheduleTime"].as_str().unwrap();
+    let parsed: Vec<&str> = last.split(['T', ':']).collect();
+    assert_eq!(
+        parsed[2],
+        format!("{:02}", minutes % 60),
+        "{last} vs {jname}"
+    );
+    assert!(has_event(&s, "tick", "SuccessfulCreate"));
+
+    // It completes: seen, recorded as the last success, and (history 0) deleted.
+    let sel = format!("{JOB_LABEL}={jname}");
+    eventually("the Job's pod", || !pods(&s, &sel).is_empty());
+    set_phase(&s, &name(&pods(&s, &sel)[0]), "Succeeded", false);
+    eventually("lastSuccessfulTime and the Job deleted", || {
+        let cj = s.get_json(&["cronjob", "tick"]);
+        cj["status"]["lastSuccessfulTime"].is_string()
+            && cj["status"]["active"].is_null()
+            && !s.exists(&["job", &jname])
+    });
+    assert!(has_event(&s, "tick", "SawCompletedJob"));
+    assert!(has_event(&s, "tick", "SuccessfulDelete"));
+}
+
+#[test]
+fn finished_jobs_with_a_ttl_are_deleted_with_their_pods() {
+    let s = Server::start();
+    let job = s.manifest(
+        "job.yaml",
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: brief}
+spec:
+  ttlSecondsAfterFinished: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: main, image: busybox}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: kept}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: main, image: busybox}]
+"#,
+    );
+    s.ok(&["create", "-f", &job]);
+    for j in ["brief", "kept"] {
+        let sel = format!("{JOB_LABEL}={j}");
+        eventually("a pod", || pods(&s, &sel).len() == 1);
+        set_phase(&s, &name(&pods(&s, &sel)[0]), "Succeeded", false);
+    }
+    eventually("the Job with a TTL and its pod are gone", || {
+        !s.exists(&["job", "brief"]) && pods(&s, &format!("{JOB_LABEL}=brief")).is_empty()
+    });
+    assert!(condition(&s.get_json(&["job", "kept"]), "Complete").is_some());
+    assert_eq!(pods(&s, &format!("{JOB_LABEL}=kept")).len(), 1);
+}
