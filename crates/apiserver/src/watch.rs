@@ -163,6 +163,8 @@ struct Encoder {
     out: Output,
     q: Query,
     sent_columns: bool,
+    /// Length-prefixed protobuf `WatchEvent` frames instead of JSON lines.
+    protobuf: bool,
 }
 
 impl Encoder {
@@ -184,6 +186,14 @@ impl Encoder {
             }
             _ => obj,
         };
+        if self.protobuf {
+            let frame = skiff_proto::encode_watch_frame(kind, &object).or_else(|e| {
+                let status = Status::internal(format!("encoding a watch event: {e}"));
+                let v: Value = serde_json::from_slice(&status.to_json()).expect("Status is JSON");
+                skiff_proto::encode_watch_frame("ERROR", &v)
+            });
+            return Bytes::from(frame.unwrap_or_default());
+        }
         let mut line = serde_json::to_vec(&json!({"type": kind, "object": object}))
             .expect("JSON values serialise");
         line.push(b'\n');
@@ -280,11 +290,15 @@ pub async fn serve(
     // Initial state: for rv unset/"0" (upstream's "get state and start at most recent"),
     // or for sendInitialEvents (watch-list).
     let initial = send_initial || (q.send_initial_events.is_none() && rv.unwrap_or(0) == 0);
+    // Protobuf only for built-in types: custom resources have no protobuf encoding and
+    // clients fall back to JSON for them, as with upstream.
+    let protobuf = out == Output::Protobuf && skiff_proto::can_encode(&res.api_version(), res.kind);
     let mut enc = Encoder {
         res,
         out,
         q: q.clone(),
         sent_columns: false,
+        protobuf,
     };
     let mut first_chunks: Vec<Bytes> = Vec::new();
     let from = if initial {
@@ -382,7 +396,14 @@ pub async fn serve(
     );
     Ok(http::Response::builder()
         .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
+        .header(
+            header::CONTENT_TYPE,
+            if protobuf {
+                skiff_proto::WATCH_MEDIA_TYPE
+            } else {
+                "application/json"
+            },
+        )
         .header(header::CACHE_CONTROL, "no-cache, private")
         .body(body.boxed_unsync())
         .unwrap())

@@ -472,7 +472,7 @@ fn put_key(out: &mut Vec<u8>, tag: u32, wire: u8) {
     put_varint(out, ((tag as u64) << 3) | wire as u64);
 }
 
-fn put_bytes(out: &mut Vec<u8>, tag: u32, b: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, tag: u32, b: &[u8]) {
     put_key(out, tag, 2);
     put_varint(out, b.len() as u64);
     out.extend_from_slice(b);

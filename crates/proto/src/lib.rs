@@ -29,6 +29,9 @@ pub const MAGIC: &[u8; 4] = b"k8s\0";
 /// The media type of Kubernetes protobuf bodies.
 pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
 
+/// The media type of protobuf watch streams.
+pub const WATCH_MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf;stream=watch";
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProtoError {
     #[error("not a Kubernetes protobuf body: it must start with the bytes \"k8s\\x00\"")]
@@ -97,5 +100,28 @@ pub fn encode(object: &Value) -> Result<Vec<u8>, ProtoError> {
     let raw = encode_message(msg, object)?;
     let mut out = MAGIC.to_vec();
     out.extend(codec::unknown_bytes(api_version, kind, &raw));
+    Ok(out)
+}
+
+/// Whether objects of this type have a protobuf encoding (built-in types; custom resources
+/// do not).
+pub fn can_encode(api_version: &str, kind: &str) -> bool {
+    message_for(api_version, kind).is_some()
+}
+
+/// One frame of a protobuf watch stream, as upstream's streaming encoder writes it: a
+/// 4-byte big-endian length, then a `metav1.WatchEvent` without envelope whose
+/// `object.raw` holds the object's own `k8s\0` envelope.
+pub fn encode_watch_frame(event_type: &str, object: &Value) -> Result<Vec<u8>, ProtoError> {
+    let embedded = encode(object)?;
+    let mut raw_extension = Vec::new();
+    codec::put_bytes(&mut raw_extension, 1, &embedded);
+    let mut event = Vec::new();
+    codec::put_bytes(&mut event, 1, event_type.as_bytes());
+    codec::put_bytes(&mut event, 2, &raw_extension);
+    let len = u32::try_from(event.len())
+        .map_err(|_| ProtoError::Malformed("watch event larger than 4 GiB".into()))?;
+    let mut out = len.to_be_bytes().to_vec();
+    out.extend(event);
     Ok(out)
 }

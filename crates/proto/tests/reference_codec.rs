@@ -142,3 +142,20 @@ fn garbage_is_an_error_not_a_panic() {
         let _ = decode_message(msg, raw); // must not panic
     }
 }
+
+#[test]
+fn watch_frames_decode_with_the_reference_types() {
+    use k8s_pb::apimachinery::pkg::apis::meta::v1::WatchEvent;
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "x", "namespace": "d", "resourceVersion": "7"}, "data": {"a": "b"}});
+    let frame = skiff_proto::encode_watch_frame("MODIFIED", &cm).unwrap();
+    let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+    assert_eq!(len, frame.len() - 4, "length prefix");
+    let ev = WatchEvent::decode(&frame[4..]).unwrap();
+    assert_eq!(ev.r#type.as_deref(), Some("MODIFIED"));
+    let raw = ev.object.unwrap().raw.unwrap();
+    let back = skiff_proto::decode(&raw).unwrap();
+    assert_eq!(back.kind, "ConfigMap");
+    assert_eq!(back.object["data"], json!({"a": "b"}));
+    assert_eq!(back.object["metadata"]["resourceVersion"], "7");
+}

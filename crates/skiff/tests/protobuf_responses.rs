@@ -79,3 +79,75 @@ fn typed_clients_get_protobuf_and_tables_stay_json() {
     s.ok_v(27, &["create", "configmap", "old", "--from-literal=a=b"]);
     s.ok_v(27, &["create", "deployment", "old", "--image=nginx:1.27"]);
 }
+
+/// A client-go-style protobuf watch, read with a raw HTTP client and decoded with the
+/// reference prost types: length-prefixed `WatchEvent` frames whose objects carry the
+/// `k8s\0` envelope.
+#[test]
+fn watches_stream_protobuf_frames_to_protobuf_clients() {
+    use http_body_util::BodyExt;
+    use k8s_pb::apimachinery::pkg::apis::meta::v1::WatchEvent;
+    use prost::Message as _;
+
+    let s = Server::start();
+    s.create_cm("before", &[("a", "1")]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let kc = kube::config::Kubeconfig::read_from(s.kubeconfig()).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let req = http::Request::get(
+            "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=30&fieldSelector=metadata.name%3Dbefore",
+        )
+        .header("Accept", "application/vnd.kubernetes.protobuf, application/json")
+        .body(Vec::new())
+        .unwrap();
+        let resp = client.send(req.map(kube::client::Body::from)).await.unwrap();
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/vnd.kubernetes.protobuf;stream=watch"
+        );
+        let mut body = resp.into_body();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut events = Vec::new();
+        let mut patched = false;
+        while events.len() < 2 {
+            let frame = tokio::time::timeout(std::time::Duration::from_secs(60), body.frame())
+                .await
+                .expect("a watch frame in time")
+                .expect("the stream stays open")
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                buf.extend_from_slice(&data);
+            }
+            while buf.len() >= 4 {
+                let len = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
+                if buf.len() < 4 + len {
+                    break;
+                }
+                let ev = WatchEvent::decode(&buf[4..4 + len]).unwrap();
+                buf.drain(..4 + len);
+                let raw = ev.object.unwrap().raw.unwrap();
+                assert_eq!(&raw[..4], b"k8s\0", "objects carry the protobuf envelope");
+                let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown::decode(&raw[4..]).unwrap();
+                let cm = k8s_pb::api::core::v1::ConfigMap::decode(unknown.raw()).unwrap();
+                events.push((ev.r#type.unwrap(), cm.data.get("a").cloned()));
+            }
+            if !events.is_empty() && !patched {
+                patched = true;
+                let out = s.kubectl(&["patch", "cm", "before", "--type=merge", "-p", r#"{"data":{"a":"2"}}"#]);
+                assert!(out.status.success());
+            }
+        }
+        assert_eq!(
+            events,
+            [
+                ("ADDED".to_string(), Some("1".to_string())),
+                ("MODIFIED".to_string(), Some("2".to_string()))
+            ]
+        );
+    });
+}
