@@ -234,7 +234,7 @@ fn respond(body: &Value, content_type: &str) -> Resp {
         .unwrap()
 }
 
-pub fn serve(srv: &ApiServer, route: &Route, headers: &HeaderMap) -> Resp {
+pub fn serve(srv: &ApiServer, route: &Route, headers: &HeaderMap, query: Option<&str>) -> Resp {
     match route {
         Route::CoreVersions | Route::GroupList => {
             let core = matches!(route, Route::CoreVersions);
@@ -280,27 +280,83 @@ pub fn serve(srv: &ApiServer, route: &Route, headers: &HeaderMap) -> Resp {
             respond(&resource_list(group, version), "application/json")
         }
         Route::OpenApiV3Index => respond(&crate::openapi::index(), "application/json"),
-        Route::OpenApiV3 { group, version } => match crate::openapi::document_bytes(group, version)
-        {
-            Some((bytes, hash)) => http::Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, "application/json")
-                .header(header::ETAG, format!("\"{hash}\""))
-                .header(header::VARY, "Accept")
-                .body(full(bytes))
-                .unwrap(),
-            None => crate::status_response(&skiff_api::status::Status::new(
-                404,
-                "NotFound",
-                format!("no OpenAPI document for {group}/{version}"),
-            )),
-        },
+        Route::OpenApiV3 { group, version } => {
+            match crate::openapi::document_bytes(group, version) {
+                Some((bytes, hash)) => {
+                    openapi_document(group, version, bytes, &hash, headers, query)
+                }
+                None => crate::status_response(&skiff_api::status::Status::new(
+                    404,
+                    "NotFound",
+                    format!("no OpenAPI document for {group}/{version}"),
+                )),
+            }
+        }
         _ => crate::status_response(&skiff_api::status::Status::new(
             404,
             "NotFound",
             "not found",
         )),
     }
+}
+
+/// One OpenAPI v3 document, cached as upstream's handler does: the hash in the index's
+/// URLs makes a response immutable (`Cache-Control: public, immutable`, a year's
+/// `Expires`); a stale hash is redirected (301) to the current URL; `If-None-Match` with
+/// the current ETag is a 304.
+fn openapi_document(
+    group: &str,
+    version: &str,
+    bytes: bytes::Bytes,
+    hash: &str,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Resp {
+    let etag = format!("\"{hash}\"");
+    let asked = query.and_then(|q| {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "hash")
+            .map(|(_, v)| v.to_string())
+    });
+    let mut b = http::Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ETAG, &etag);
+    match asked.as_deref() {
+        Some(h) if !h.is_empty() && h != hash => {
+            let url = format!(
+                "/openapi/v3/{}?hash={hash}",
+                crate::openapi::gv_path(group, version)
+            );
+            return b
+                .status(StatusCode::MOVED_PERMANENTLY)
+                .header(header::LOCATION, url)
+                .body(full(Vec::new()))
+                .unwrap();
+        }
+        Some(h) if !h.is_empty() => {
+            let expires = time::OffsetDateTime::now_utc() + time::Duration::days(365);
+            let format = time::macros::format_description!(
+                "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+            );
+            b = b
+                .header(header::VARY, "Accept")
+                .header(header::CACHE_CONTROL, "public, immutable")
+                .header(header::EXPIRES, expires.format(&format).unwrap_or_default());
+        }
+        _ => b = b.header(header::VARY, "Accept"),
+    }
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches {
+        return b
+            .status(StatusCode::NOT_MODIFIED)
+            .body(full(Vec::new()))
+            .unwrap();
+    }
+    b.status(StatusCode::OK).body(full(bytes)).unwrap()
 }
 
 #[cfg(test)]

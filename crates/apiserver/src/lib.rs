@@ -217,7 +217,7 @@ impl ApiServer {
                     );
                 }
                 (
-                    discovery::serve(self, &route, &parts.headers),
+                    discovery::serve(self, &route, &parts.headers, parts.uri.query()),
                     "get".into(),
                     none,
                 )
