@@ -14,6 +14,7 @@ pub mod events;
 pub mod expectations;
 pub mod informer;
 pub mod leader;
+pub mod nodeaffinity;
 pub mod queue;
 pub mod selector;
 pub mod taints;
@@ -27,6 +28,30 @@ pub async fn config_from_kubeconfig(text: &str) -> anyhow::Result<kube::Config> 
     kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
         .context("building the API client configuration")
+}
+
+/// Names the component in every request's `User-Agent`, as client-go does
+/// (`kube-controller-manager/v1.33.0 (linux/amd64) skiff/0.1.0`). The API server takes the
+/// first token as the field manager of writes without `fieldManager`, so managedFields say
+/// which component wrote what.
+pub fn identify(mut config: kube::Config, component: &str) -> kube::Config {
+    let ua = format!(
+        "{component}/v1.33.0 ({}/{}) skiff/{}",
+        std::env::consts::OS,
+        match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        },
+        env!("CARGO_PKG_VERSION")
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&ua) {
+        config
+            .headers
+            .retain(|(k, _)| k != http::header::USER_AGENT);
+        config.headers.push((http::header::USER_AGENT, v));
+    }
+    config
 }
 
 /// A client configuration from a kubeconfig file.

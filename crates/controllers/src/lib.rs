@@ -59,6 +59,7 @@ pub async fn run(
     opts: Options,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let config = skiff_client::identify(config, "kube-controller-manager");
     let client = Client::try_from(config).context("building the API client")?;
     leader::run_while_leader(
         client.clone(),
