@@ -44,7 +44,12 @@ impl Server {
     }
 
     pub fn start_with(extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), extra)
+    }
+
+    /// Starts `skiff server` on a data directory prepared by the caller (for example with
+    /// another server's certificates copied in).
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
         let mut s = Server {
             log: dir.path().join("server.log"),
             dir,
