@@ -570,6 +570,11 @@ pub fn validate(res: &Resource, obj: &Value) -> Result<(), Status> {
         | ("apps", "ReplicaSet")
         | ("apps", "DaemonSet")
         | ("apps", "StatefulSet") => validate_workload(obj, &mut causes),
+        ("policy", "PodDisruptionBudget") => {
+            if let Some(sel) = obj.pointer("/spec/selector").filter(|s| s.is_object()) {
+                validate_label_selector(sel, "spec.selector", &mut causes);
+            }
+        }
         ("", "ConfigMap") => {
             for field in ["data", "binaryData"] {
                 if let Some(data) = obj.get(field).and_then(Value::as_object) {
@@ -651,11 +656,13 @@ fn validate_workload(obj: &Value, causes: &mut Vec<Cause>) {
             "empty selector is invalid for deployment",
         ));
     }
-    if let Some(ml) = match_labels {
-        let ok = ml
-            .iter()
-            .all(|(k, v)| template_labels.and_then(|t| t.get(k)) == Some(v));
-        if !ok {
+    let before = causes.len();
+    validate_label_selector(selector, "spec.selector", causes);
+    if causes.len() == before {
+        let sel = crate::selectors::LabelSelector::from_label_selector_object(selector);
+        let empty = serde_json::Map::new();
+        let labels = template_labels.unwrap_or(&empty);
+        if sel.is_ok_and(|sel| !sel.matches(labels)) {
             causes.push(Cause::new(
                 "FieldValueInvalid",
                 format!(
@@ -671,6 +678,64 @@ fn validate_workload(obj: &Value, causes: &mut Vec<Cause>) {
         "spec.template.spec",
         causes,
     );
+}
+
+/// upstream's `ValidateLabelSelector`: label syntax in `matchLabels`, and operators with
+/// values that fit them in `matchExpressions`.
+fn validate_label_selector(sel: &Value, path: &str, causes: &mut Vec<Cause>) {
+    if let Some(ml) = sel.get("matchLabels").and_then(Value::as_object) {
+        for (k, v) in ml {
+            for msg in validate_label_key(k) {
+                causes.push(field_invalid(&format!("{path}.matchLabels"), k, &msg));
+            }
+            for msg in validate_label_value(v.as_str().unwrap_or_default()) {
+                causes.push(field_invalid(
+                    &format!("{path}.matchLabels"),
+                    v.as_str().unwrap_or_default(),
+                    &msg,
+                ));
+            }
+        }
+    }
+    for (i, e) in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let at = format!("{path}.matchExpressions[{i}]");
+        let values = e
+            .get("values")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let op = e
+            .get("operator")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match op {
+            "In" | "NotIn" if values == 0 => causes.push(Cause::new(
+                "FieldValueRequired",
+                "Required value: must be specified when `operator` is 'In' or 'NotIn'",
+                format!("{at}.values"),
+            )),
+            "Exists" | "DoesNotExist" if values > 0 => causes.push(Cause::new(
+                "FieldValueForbidden",
+                "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                format!("{at}.values"),
+            )),
+            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+            other => causes.push(field_invalid(
+                &format!("{at}.operator"),
+                other,
+                "not a valid selector operator",
+            )),
+        }
+        let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+        for msg in validate_label_key(key) {
+            causes.push(field_invalid(&format!("{at}.key"), key, &msg));
+        }
+    }
 }
 
 /// What kind of write an update is.

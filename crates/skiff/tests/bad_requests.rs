@@ -259,11 +259,12 @@ fn bad_requests_get_upstream_statuses_and_change_nothing() {
     api.ok("POST", &format!("{NS}/configmaps"), cm("keep"));
     let keep_before = api.get(&format!("{NS}/configmaps/keep")).json();
     let keep_uid = keep_before["metadata"]["uid"].as_str().unwrap().to_string();
+    // A scheduler of its own name keeps the default scheduler from touching it meanwhile.
     api.ok(
         "POST",
         &format!("{NS}/pods"),
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
-               "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}),
+               "spec": {"schedulerName": "nobody", "containers": [{"name": "web", "image": "nginx:1.27"}]}}),
     );
     let web_before = api.get(&format!("{NS}/pods/web")).json();
     // A namespace whose content is held by a finalizer stays Terminating after a delete
@@ -341,6 +342,23 @@ fn bad_requests_get_upstream_statuses_and_change_nothing() {
         case("continue with a resourceVersion", "GET", format!("{cms}?limit=1&continue=x&resourceVersion=5"), None, 400, "BadRequest", "not allowed when using continue"),
         case("bad boolean", "GET", format!("{cms}?watch=maybe"), None, 400, "BadRequest", "not a boolean"),
         case("watch from an invalid resourceVersion", "GET", format!("{cms}?watch=true&resourceVersion=abc"), None, 400, "BadRequest", "resourceVersion"),
+        case("deployment selector that does not match its template", "POST", "/apis/apps/v1/namespaces/default/deployments",
+            bytes(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "mismatch"},
+                "spec": {"selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]},
+                    "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})),
+            422, "Invalid", "`selector` does not match template `labels`")
+            .cause("spec.template.metadata.labels"),
+        case("selector with an unknown operator", "POST", "/apis/apps/v1/namespaces/default/replicasets",
+            bytes(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "badop"},
+                "spec": {"selector": {"matchExpressions": [{"key": "app", "operator": "Near", "values": ["web"]}]},
+                    "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})),
+            422, "Invalid", "not a valid selector operator")
+            .cause("spec.selector.matchExpressions[0].operator"),
+        case("budget selector In without values", "POST", "/apis/policy/v1/namespaces/default/poddisruptionbudgets",
+            bytes(json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "novalues"},
+                "spec": {"minAvailable": 1, "selector": {"matchExpressions": [{"key": "app", "operator": "In"}]}}})),
+            422, "Invalid", "must be specified when `operator` is 'In' or 'NotIn'")
+            .cause("spec.selector.matchExpressions[0].values"),
         case("dryRun invalid", "POST", format!("{cms}?dryRun=Some"), bytes(cm("dry")), 422, "Invalid", "CreateOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value")
             .cause("dryRun"),
         case("fieldValidation invalid", "PATCH", format!("{keep}?fieldValidation=Loose"), raw(b"{}"), 422, "Invalid", "PatchOptions.meta.k8s.io")
