@@ -91,32 +91,27 @@ pub async fn run<R: Runtime>(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let client = kube::Client::try_from(config)?;
-    let nodes = node::Nodes::new(&client, &opts);
-    let count = nodes.list.len();
-    let ctx = Arc::new(node::NodeCtx {
-        client: client.clone(),
-        runtime_version: runtime.version(),
-        opts,
-        nodes,
-    });
+    let count = opts.nodes;
+    let ctx = Arc::new(node::NodeCtx::new(client.clone(), opts, runtime.version()));
     let mut shutdown = std::pin::pin!(shutdown);
     let started = std::time::Instant::now();
-    tokio::select! {
-        _ = ctx.register_all() => {}
-        _ = &mut shutdown => return Ok(()),
-    }
-    tracing::info!("registered {count} node(s) in {:.1?}", started.elapsed());
-
-    let (now_tx, now_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (beats, beats_rx) = tokio::sync::mpsc::unbounded_channel();
     // Dropping the set at the end stops every task.
     let mut tasks = tokio::task::JoinSet::new();
     let c = ctx.clone();
-    tasks.spawn(async move { c.heartbeats(now_rx).await });
+    tasks.spawn(async move { c.heartbeats(beats_rx).await });
     let c = ctx.clone();
-    tasks.spawn(async move { c.watch_nodes(now_tx).await });
-    let pods = Arc::new(podworker::Ctx::new(client, ctx, Arc::new(runtime)));
+    let now = beats.clone();
+    tasks.spawn(async move { c.watch_nodes(now).await });
+    let pods = Arc::new(podworker::Ctx::new(client, ctx.clone(), Arc::new(runtime)));
     tasks.spawn(podworker::run(pods));
-    shutdown.await;
+    tokio::select! {
+        _ = ctx.register_all(beats) => {
+            tracing::info!("registered {count} node(s) in {:.1?}", started.elapsed());
+            shutdown.await;
+        }
+        _ = &mut shutdown => {}
+    }
     tasks.abort_all();
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -350,17 +350,49 @@ pub struct NodeCtx {
     pub opts: Options,
     pub nodes: Nodes,
     pub runtime_version: String,
+    /// How far (ms) the heartbeat task is behind schedule: registration waits while it is
+    /// far behind, since keeping registered nodes alive matters more than adding nodes.
+    lag_ms: AtomicU64,
+    lag_warned: Mutex<Option<std::time::Instant>>,
 }
 
 impl NodeCtx {
+    pub fn new(client: Client, opts: Options, runtime_version: String) -> NodeCtx {
+        NodeCtx {
+            nodes: Nodes::new(&client, &opts),
+            client,
+            opts,
+            runtime_version,
+            lag_ms: AtomicU64::new(0),
+            lag_warned: Mutex::new(None),
+        }
+    }
+
     /// Creates the node (or adopts the existing one: our labels are re-applied, taints
     /// are left as they are, as the kubelet does), then posts its status and Lease.
     pub async fn register(&self, node: &SimNode) -> anyhow::Result<()> {
         let api: Api<Node> = Api::all(self.client.clone());
-        let obj = node_object(node, &self.opts);
+        let mut obj = node_object(node, &self.opts);
+        let now = Timestamp::now();
+        // The kubelet registers with its status in the create body (upstream keeps a
+        // Node's status on create).
+        obj.status = Some(node_status(
+            node,
+            &self.opts,
+            &self.runtime_version,
+            now,
+            now,
+        ));
+        let mut status_posted = false;
         match api.create(&PostParams::default(), &obj).await {
             Ok(created) => {
+                *node.since.lock().unwrap() = now;
+                status_posted = created
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.conditions.is_some());
                 node.observe(&created);
+                node.ready_lost.store(false, Ordering::Relaxed);
             }
             Err(e) if is_status(&e, 409) => {
                 let patch = serde_json::json!({"metadata": {
@@ -385,8 +417,10 @@ impl NodeCtx {
             Err(e) => return Err(e.into()),
         }
         if !node.heartbeat_stopped.load(Ordering::Relaxed) {
-            self.post_status(node).await?;
-            self.renew_lease(node).await?;
+            if !status_posted {
+                self.post_status(node).await?;
+            }
+            self.renew_lease_create_first(node).await?;
         }
         Ok(())
     }
@@ -418,59 +452,80 @@ impl NodeCtx {
         }
     }
 
-    pub async fn renew_lease(&self, node: &SimNode) -> anyhow::Result<()> {
-        let api: Api<Lease> = Api::namespaced(self.client.clone(), LEASE_NAMESPACE);
-        let spec = LeaseSpec {
+    fn lease_spec(node: &SimNode) -> LeaseSpec {
+        LeaseSpec {
             holder_identity: Some(node.name.clone()),
             lease_duration_seconds: Some(LEASE_DURATION_SECONDS),
             renew_time: Some(MicroTime(Timestamp::now())),
             ..Default::default()
-        };
-        let patch = serde_json::json!({ "spec": spec });
+        }
+    }
+
+    /// Renews the node's Lease (one merge patch), creating it if it is missing.
+    pub async fn renew_lease(&self, node: &SimNode) -> anyhow::Result<()> {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), LEASE_NAMESPACE);
+        let patch = serde_json::json!({ "spec": Self::lease_spec(node) });
         match api
             .patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if is_status(&e, 404) => {
-                let uid = node.uid.lock().unwrap().clone();
-                let lease = Lease {
-                    metadata: ObjectMeta {
-                        name: Some(node.name.clone()),
-                        namespace: Some(LEASE_NAMESPACE.into()),
-                        // Owned by the Node, so the garbage collector removes it with the node.
-                        owner_references: uid.map(|uid| {
-                            vec![OwnerReference {
-                                api_version: "v1".into(),
-                                kind: "Node".into(),
-                                name: node.name.clone(),
-                                uid,
-                                ..Default::default()
-                            }]
-                        }),
-                        ..Default::default()
-                    },
-                    spec: Some(spec),
-                };
-                match api.create(&PostParams::default(), &lease).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if is_status(&e, 409) => Ok(()),
-                    Err(e) => Err(e.into()),
-                }
-            }
+            Err(e) if is_status(&e, 404) => match self.create_lease(node).await {
+                Err(e) if is_status(&e, 409) => Ok(()),
+                r => Ok(r?),
+            },
             Err(e) => Err(e.into()),
         }
     }
 
+    /// At registration the Lease usually does not exist yet: create first, renew if it does.
+    async fn renew_lease_create_first(&self, node: &SimNode) -> anyhow::Result<()> {
+        match self.create_lease(node).await {
+            Err(e) if is_status(&e, 409) => self.renew_lease(node).await,
+            r => Ok(r?),
+        }
+    }
+
+    async fn create_lease(&self, node: &SimNode) -> Result<(), kube::Error> {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), LEASE_NAMESPACE);
+        let uid = node.uid.lock().unwrap().clone();
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(node.name.clone()),
+                namespace: Some(LEASE_NAMESPACE.into()),
+                // Owned by the Node, so the garbage collector removes it with the node.
+                owner_references: uid.map(|uid| {
+                    vec![OwnerReference {
+                        api_version: "v1".into(),
+                        kind: "Node".into(),
+                        name: node.name.clone(),
+                        uid,
+                        ..Default::default()
+                    }]
+                }),
+                ..Default::default()
+            },
+            spec: Some(Self::lease_spec(node)),
+        };
+        api.create(&PostParams::default(), &lease).await.map(|_| ())
+    }
+
     /// Registers every node, `REGISTER_CONCURRENCY` at a time, retrying failures until
-    /// they succeed (the API server may still be starting).
-    pub async fn register_all(&self) {
+    /// they succeed (the API server may still be starting), and hands each to the
+    /// heartbeat task as soon as it is registered: with thousands of nodes, registration
+    /// outlasts a Lease.
+    pub async fn register_all(&self, beats: mpsc::UnboundedSender<Beat>) {
+        let beats = &beats;
         futures::stream::iter(self.nodes.list.iter())
             .for_each_concurrent(REGISTER_CONCURRENCY, |n| async move {
+                self.wait_for_heartbeats().await;
                 let mut delay = Duration::from_millis(200);
                 loop {
                     match self.register(n).await {
-                        Ok(()) => return,
+                        Ok(()) => {
+                            let _ = beats.send(Beat::Registered(n.index));
+                            return;
+                        }
                         Err(e) => {
                             tracing::warn!(node = %n.name, "registering: {e:#}; retrying");
                             tokio::time::sleep(delay).await;
@@ -482,23 +537,45 @@ impl NodeCtx {
             .await;
     }
 
+    /// Waits while heartbeats lag by more than a quarter of the Lease renewal interval
+    /// (at least 2s): an API server too slow for more nodes gets no more.
+    async fn wait_for_heartbeats(&self) {
+        let limit = (self.opts.lease_renew_interval / 4).max(Duration::from_secs(2));
+        loop {
+            let lag = Duration::from_millis(self.lag_ms.load(Ordering::Relaxed));
+            if lag <= limit {
+                return;
+            }
+            {
+                let mut warned = self.lag_warned.lock().unwrap();
+                if warned.is_none_or(|w| w.elapsed() > Duration::from_secs(30)) {
+                    tracing::warn!(
+                        "node heartbeats are {lag:.1?} behind schedule; registering more nodes waits"
+                    );
+                    *warned = Some(std::time::Instant::now());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Watches Nodes (one watch for the whole process) and takes in changes to ours;
     /// asks the heartbeat task for an immediate status post when one is due out of turn.
-    pub async fn watch_nodes(&self, now: mpsc::UnboundedSender<usize>) {
+    pub async fn watch_nodes(&self, now: mpsc::UnboundedSender<Beat>) {
         let api: Api<Node> = Api::all(self.client.clone());
         let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
         skiff_client::informer::for_each_event("nodes", stream, |ev| match ev {
             watcher::Event::Apply(n) | watcher::Event::InitApply(n) => {
                 if let Some(node) = self.nodes.get(&n.name_any()) {
                     if node.observe(&n) {
-                        let _ = now.send(node.index);
+                        let _ = now.send(Beat::Now(node.index));
                     }
                 }
             }
             watcher::Event::Delete(n) => {
                 if let Some(node) = self.nodes.get(&n.name_any()) {
                     if !node.heartbeat_stopped.load(Ordering::Relaxed) {
-                        let _ = now.send(node.index);
+                        let _ = now.send(Beat::Now(node.index));
                     }
                 }
             }
@@ -507,17 +584,17 @@ impl NodeCtx {
         .await
     }
 
-    /// Renews every node's Lease every `lease_renew_interval` and posts its status every
-    /// `node_status_interval`, each node at its own offset within the interval, at most
-    /// `HEARTBEAT_CONCURRENCY` writes at a time. Nodes whose heartbeat is stopped are
-    /// skipped. A node index received on `now` gets both at once.
-    pub async fn heartbeats(&self, mut now: mpsc::UnboundedReceiver<usize>) {
+    /// Renews every registered node's Lease every `lease_renew_interval` and posts its
+    /// status every `node_status_interval`, each node in its own slot of the interval (so
+    /// writes are spread evenly, not bursts), at most `HEARTBEAT_CONCURRENCY` at a time.
+    /// Nodes whose heartbeat is stopped are skipped.
+    pub async fn heartbeats(&self, mut beats: mpsc::UnboundedReceiver<Beat>) {
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
         enum Kind {
             Lease,
             Status,
         }
-        let n = self.nodes.list.len().max(1) as u32;
+        let n = self.nodes.list.len().max(1);
         let intervals = [
             self.opts
                 .lease_renew_interval
@@ -528,22 +605,17 @@ impl NodeCtx {
         ];
         let start = Instant::now();
         // due[kind][node]: the one live schedule entry; heap entries that disagree are stale.
-        let mut due: [Vec<Instant>; 2] = [Vec::new(), Vec::new()];
-        let mut busy: [Vec<bool>; 2] = [vec![false; n as usize], vec![false; n as usize]];
+        let mut due: [Vec<Option<Instant>>; 2] = [vec![None; n], vec![None; n]];
+        let mut busy: [Vec<bool>; 2] = [vec![false; n], vec![false; n]];
         let mut again = busy.clone();
-        let mut heap = BinaryHeap::new();
-        for (k, kind) in [Kind::Lease, Kind::Status].into_iter().enumerate() {
-            for i in 0..n {
-                // Registration just did both: the first round starts one interval later,
-                // spread evenly over it.
-                let at = start + intervals[k] + intervals[k] * i / n;
-                due[k].push(at);
-                heap.push(std::cmp::Reverse((at, kind, i as usize)));
-            }
-        }
+        let mut heap: BinaryHeap<std::cmp::Reverse<(Instant, Kind, usize)>> = BinaryHeap::new();
         let mut inflight = FuturesUnordered::new();
         loop {
             let t = Instant::now();
+            let lag = heap
+                .peek()
+                .map_or(Duration::ZERO, |r| t.saturating_duration_since(r.0 .0));
+            self.lag_ms.store(lag.as_millis() as u64, Ordering::Relaxed);
             while inflight.len() < HEARTBEAT_CONCURRENCY {
                 let Some(std::cmp::Reverse((at, kind, i))) = heap.peek().copied() else {
                     break;
@@ -553,13 +625,14 @@ impl NodeCtx {
                 }
                 heap.pop();
                 let k = kind as usize;
-                if due[k][i] != at || busy[k][i] {
+                if due[k][i] != Some(at) || busy[k][i] {
                     continue;
                 }
                 let node = &self.nodes.list[i];
                 if node.heartbeat_stopped.load(Ordering::Relaxed) {
-                    due[k][i] = at + intervals[k];
-                    heap.push(std::cmp::Reverse((due[k][i], kind, i)));
+                    let next = at + intervals[k];
+                    due[k][i] = Some(next);
+                    heap.push(std::cmp::Reverse((next, kind, i)));
                     continue;
                 }
                 busy[k][i] = true;
@@ -577,8 +650,9 @@ impl NodeCtx {
                     let k = kind as usize;
                     busy[k][i] = false;
                     let t = Instant::now();
+                    let prev = due[k][i].unwrap_or(t);
                     let next = match r {
-                        Ok(()) => (due[k][i] + intervals[k]).max(t),
+                        Ok(()) => (prev + intervals[k]).max(t),
                         Err(e) => {
                             tracing::warn!(node = %self.nodes.list[i].name, "heartbeat: {e:#}");
                             t + Duration::from_secs(1).min(intervals[k])
@@ -586,20 +660,27 @@ impl NodeCtx {
                     };
                     // A request for "now" that arrived meanwhile is served next.
                     let next = if std::mem::take(&mut again[k][i]) { t } else { next };
-                    due[k][i] = next;
+                    due[k][i] = Some(next);
                     heap.push(std::cmp::Reverse((next, kind, i)));
                 }
-                Some(i) = now.recv() => {
-                    if i < n as usize {
-                        let t = Instant::now();
-                        for kind in [Kind::Lease, Kind::Status] {
-                            let k = kind as usize;
-                            if busy[k][i] {
-                                again[k][i] = true;
-                            } else {
-                                due[k][i] = t;
-                                heap.push(std::cmp::Reverse((t, kind, i)));
+                Some(beat) = beats.recv() => {
+                    let t = Instant::now();
+                    for kind in [Kind::Lease, Kind::Status] {
+                        let k = kind as usize;
+                        let at = match beat {
+                            Beat::Registered(i) if i < n => {
+                                // Just written by registration: next in the node's slot.
+                                (i, slot_after(start, intervals[k], i, n, t + intervals[k] / 2))
                             }
+                            Beat::Now(i) if i < n && due[k][i].is_some() => (i, t),
+                            _ => continue,
+                        };
+                        let (i, at) = at;
+                        if busy[k][i] {
+                            again[k][i] = true;
+                        } else {
+                            due[k][i] = Some(at);
+                            heap.push(std::cmp::Reverse((at, kind, i)));
                         }
                     }
                 }
@@ -607,6 +688,27 @@ impl NodeCtx {
             }
         }
     }
+}
+
+/// What the heartbeat task is told about a node.
+#[derive(Clone, Copy, Debug)]
+pub enum Beat {
+    /// Registered (status and Lease just written): heartbeat it from now on.
+    Registered(usize),
+    /// Post status and renew the Lease now (heartbeat resumed, or someone marked the node
+    /// not ready).
+    Now(usize),
+}
+
+/// The first time at or after `after` in node `i`'s slot: slots of the `n` nodes are
+/// spread evenly over the interval, counted from `start`.
+fn slot_after(start: Instant, interval: Duration, i: usize, n: usize, after: Instant) -> Instant {
+    let iv = interval.as_nanos().max(1);
+    let offset = iv * i as u128 / n.max(1) as u128;
+    let since = after.saturating_duration_since(start).as_nanos();
+    let rounds = (since.saturating_sub(offset)).div_ceil(iv);
+    let at = offset + rounds * iv;
+    start + Duration::from_nanos(at.min(u64::MAX as u128) as u64)
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
@@ -672,6 +774,19 @@ mod tests {
         assert_eq!(info.machine_id.len(), 32);
         assert_eq!(info.system_uuid.len(), 36);
         assert_ne!(machine_id("sim-1"), machine_id("sim-2"));
+    }
+
+    #[test]
+    fn heartbeat_slots_spread_over_the_interval() {
+        let start = Instant::now();
+        let iv = Duration::from_secs(10);
+        let slots: Vec<Duration> = (0..4)
+            .map(|i| slot_after(start, iv, i, 4, start + Duration::from_secs(5)) - start)
+            .collect();
+        let secs: Vec<f64> = slots.iter().map(Duration::as_secs_f64).collect();
+        assert_eq!(secs, vec![10.0, 12.5, 5.0, 7.5]);
+        let later = slot_after(start, iv, 1, 4, start + Duration::from_secs(13));
+        assert_eq!(later - start, Duration::from_millis(22500));
     }
 
     #[test]
