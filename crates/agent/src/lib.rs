@@ -11,8 +11,9 @@
 //!
 //! Knobs tests and benchmarks use, on API objects:
 //! - Node annotation `node.skiff.dev/simulate-heartbeat: "stopped"` ([`node::HEARTBEAT_ANNOTATION`]):
-//!   the agent stops renewing that node's Lease and updating its status, as if its kubelet
-//!   hung; removing it resumes both at once.
+//!   the agent stops renewing that node's Lease and updating its status, and leaves its
+//!   pods as they are in the API (no status writes, deleted pods stay Terminating), as if
+//!   its kubelet hung; removing the annotation resumes all of it at once.
 //! - Pod annotation `pod.skiff.dev/simulate-run-seconds` ([`sim::RUN_SECONDS`]): the pod's
 //!   containers exit after that many seconds (absent: they run until the pod is deleted).
 //!   `restartPolicy: Never`/`OnFailure` pods then complete (`Succeeded` when every exit code

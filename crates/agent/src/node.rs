@@ -29,8 +29,9 @@ use tokio::time::Instant;
 use crate::ipam::{Cidr, Ipam};
 use crate::Options;
 
-/// A Node with this annotation set to `stopped` gets no Lease renewals and no status
-/// updates from its agent (as if its kubelet hung) until the annotation is removed.
+/// A Node with this annotation set to `stopped` gets no Lease renewals, no status updates
+/// and no pod status writes or pod deletions from its agent (as if its kubelet hung) until
+/// the annotation is removed.
 pub const HEARTBEAT_ANNOTATION: &str = "node.skiff.dev/simulate-heartbeat";
 /// The label every simulated node carries.
 pub const SIMULATED_LABEL: &str = "node.skiff.dev/simulated";
@@ -54,6 +55,8 @@ pub struct SimNode {
     /// The node's pod CIDRs as last seen; pod workers waiting for an address watch it.
     pub cidrs: watch::Sender<Vec<Cidr>>,
     pub heartbeat_stopped: AtomicBool,
+    /// The same, for pod workers to wait on: a hung kubelet does not touch its pods either.
+    pub paused: watch::Sender<bool>,
     uid: Mutex<Option<String>>,
     /// When the node's conditions last changed (they change only when someone else, e.g.
     /// the node lifecycle controller, marked the node not ready).
@@ -71,6 +74,7 @@ impl SimNode {
             ipam: Mutex::new(Ipam::default()),
             cidrs: watch::channel(Vec::new()).0,
             heartbeat_stopped: AtomicBool::new(false),
+            paused: watch::channel(false).0,
             uid: Mutex::new(None),
             since: Mutex::new(Timestamp::now()),
             ready_lost: AtomicBool::new(false),
@@ -96,6 +100,8 @@ impl SimNode {
         }
         let stopped = heartbeat_stopped(node);
         let was = self.heartbeat_stopped.swap(stopped, Ordering::Relaxed);
+        self.paused
+            .send_if_modified(|p| std::mem::replace(p, stopped) != stopped);
         let ready = node
             .status
             .as_ref()
@@ -808,6 +814,7 @@ mod tests {
         .unwrap();
         assert!(!node.observe(&n));
         assert!(node.heartbeat_stopped.load(Ordering::Relaxed));
+        assert!(*node.paused.borrow());
         assert_eq!(node.cidrs.borrow().len(), 1);
         assert!(node.ipam.lock().unwrap().has_cidrs());
         n.metadata.annotations = None;

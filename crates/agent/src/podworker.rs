@@ -220,6 +220,16 @@ impl<R: Runtime> Worker<R> {
         let mut retry = Duration::from_millis(500);
         loop {
             let update = self.slot.update.lock().unwrap().clone();
+            let mut paused = self.node.paused.subscribe();
+            if *paused.borrow_and_update() && !matches!(update, Update::Removed) {
+                // The node's kubelet "hung": leave the pod as the API has it until it
+                // resumes (runtime state goes on, and is reported then).
+                tokio::select! {
+                    _ = self.slot.wake.notified() => {}
+                    _ = paused.wait_for(|p| !*p) => {}
+                }
+                continue;
+            }
             let mut cidrs = self.node.cidrs.subscribe();
             let next = match update {
                 Update::Removed => {
