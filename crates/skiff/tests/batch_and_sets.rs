@@ -385,7 +385,14 @@ spec:
         spec:
           restartPolicy: Never
           containers: [{name: main, image: busybox}]
----
+"#,
+    );
+    s.ok(&["create", "-f", &cj]);
+
+    // A schedule that does not parse is refused at admission, as upstream validates it.
+    let broken = s.manifest(
+        "broken-cron.yaml",
+        r#"
 apiVersion: batch/v1
 kind: CronJob
 metadata: {name: broken}
@@ -399,14 +406,11 @@ spec:
           containers: [{name: main, image: busybox}]
 "#,
     );
-    s.ok(&["create", "-f", &cj]);
-
-    // A schedule the controller cannot read is reported, not retried in a loop.
-    eventually("UnparseableSchedule event", || {
-        events_for(&s, "broken")
-            .iter()
-            .any(|(r, m)| r == "UnparseableSchedule" && m.contains("above maximum"))
-    });
+    let err = s.fails(&["create", "-f", &broken]);
+    assert!(
+        err.contains("spec.schedule: Invalid value: \"61 * * * *\"") && err.contains("above maximum"),
+        "{err}"
+    );
 
     // The next minute boundary fires a Job named after the scheduled minute.
     eventually("a Job from the CronJob", || {

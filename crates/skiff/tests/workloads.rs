@@ -203,45 +203,6 @@ spec:
 
 // ---- Deployments ----
 
-/// Stands in for a node agent until one runs in these tests: marks every active pod
-/// matching `selector` Running and Ready, one at a time, until `stop` is set.
-fn readiness_driver(s: &Server, selector: &str, stop: &std::sync::atomic::AtomicBool) {
-    use std::sync::atomic::Ordering;
-    while !stop.load(Ordering::Relaxed) {
-        let out = s.kubectl(&["get", "pods", "-l", selector, "-o", "json"]);
-        let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) else {
-            continue;
-        };
-        for p in items(&v) {
-            if stop.load(Ordering::Relaxed) {
-                return;
-            }
-            let ready = p["status"]["conditions"].as_array().is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            });
-            if ready || !p["metadata"]["deletionTimestamp"].is_null() {
-                continue;
-            }
-            let name = p["metadata"]["name"].as_str().unwrap_or_default();
-            let now = "2020-01-01T00:00:00Z";
-            let patch = serde_json::json!({"status": {"phase": "Running", "conditions": [
-                {"type": "Ready", "status": "True", "lastTransitionTime": now}]}});
-            // The pod may be gone meanwhile: ignore failures.
-            let _ = s.kubectl(&[
-                "patch",
-                "pod",
-                name,
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                &patch.to_string(),
-            ]);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
 fn rs_of(s: &Server, deployment: &str) -> Vec<Value> {
     items(&s.get_json(&["rs"]))
         .into_iter()
@@ -263,26 +224,35 @@ fn image_of(v: &Value) -> String {
         .to_string()
 }
 
-/// Pod states replayed from a `kubectl get pods -w` stream: name → (active, ready).
+/// Pod states replayed from a `kubectl get pods -w` stream.
 struct PodTally {
-    pods: std::collections::BTreeMap<String, (bool, bool)>,
+    pods: std::collections::BTreeMap<String, PodState>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PodState {
+    exists: bool,
+    /// Exists and is not being deleted.
+    active: bool,
+    ready: bool,
 }
 
 impl PodTally {
-    /// Applies one watch line `TYPE NAME DELETION READY`; returns (active, ready) counts.
+    /// Applies one watch line `TYPE|NAME|DELETION|READY`; returns (active, ready) counts.
     fn apply(&mut self, line: &str) -> (usize, usize) {
         let f: Vec<&str> = line.split('|').collect();
         if f.len() >= 4 {
             let (kind, name, deleting, ready) =
                 (f[0].trim(), f[1].trim(), f[2].trim(), f[3].trim());
-            if kind == "DELETED" || !deleting.is_empty() {
-                self.pods.insert(name.to_string(), (false, false));
-            } else {
-                self.pods.insert(name.to_string(), (true, ready == "True"));
-            }
+            let state = PodState {
+                exists: kind != "DELETED",
+                active: kind != "DELETED" && deleting.is_empty(),
+                ready: kind != "DELETED" && deleting.is_empty() && ready == "True",
+            };
+            self.pods.insert(name.to_string(), state);
         }
-        let active = self.pods.values().filter(|p| p.0).count();
-        let ready = self.pods.values().filter(|p| p.0 && p.1).count();
+        let active = self.pods.values().filter(|p| p.active).count();
+        let ready = self.pods.values().filter(|p| p.ready).count();
         (active, ready)
     }
 }
@@ -291,17 +261,11 @@ const WATCH_COLUMNS: &str = r#"jsonpath={.type}|{.object.metadata.name}|{.object
 
 #[test]
 fn deployment_rolls_out_scales_pauses_and_rolls_back() {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let s = Server::start();
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        scope.spawn(|| readiness_driver(&s, "app=web", &stop));
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deployment_flow(&s)));
-        stop.store(true, Ordering::Relaxed);
-        if let Err(e) = result {
-            std::panic::resume_unwind(e);
-        }
-    });
+    // Three simulated nodes: the scheduler binds the pods, the agent runs them and makes
+    // them Ready, and finishes their graceful deletion.
+    let _agent = s.start_agent(&["--simulate", "3"]);
+    deployment_flow(&s);
 }
 
 fn deployment_flow(s: &Server) {
@@ -313,7 +277,13 @@ fn deployment_flow(s: &Server) {
         "--replicas=5",
     ]);
     s.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
-    assert_eq!(active_pods(s, "app=web").len(), 5);
+    let pods = active_pods(s, "app=web");
+    assert_eq!(pods.len(), 5);
+    assert!(
+        pods.iter()
+            .all(|p| p["status"]["phase"] == "Running" && p["spec"]["nodeName"].is_string()),
+        "5 pods scheduled and Running: {pods:?}"
+    );
     let rss = rs_of(s, "web");
     assert_eq!(rss.len(), 1);
     let rs = &rss[0];
@@ -389,7 +359,7 @@ fn deployment_flow(s: &Server) {
         let old_left = tally
             .pods
             .iter()
-            .any(|(n, p)| p.0 && n.starts_with(&format!("web-{hash}-")));
+            .any(|(n, p)| p.active && n.starts_with(&format!("web-{hash}-")));
         if !old_left && active == 5 && ready == 5 {
             break;
         }
@@ -479,7 +449,8 @@ fn deployment_flow(s: &Server) {
     eventually("no pods", || active_pods(s, "app=web").is_empty());
     s.ok(&["scale", "deployment/web", "--replicas=3"]);
     s.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
-    assert_eq!(active_pods(s, "app=web").len(), 3);
+    let pods = active_pods(s, "app=web");
+    assert_eq!(pods.len(), 3, "{pods:#?}\n{:#?}", rs_of(s, "web"));
 
     // Paused: template changes wait, scaling does not.
     s.ok(&["rollout", "pause", "deployment/web"]);
@@ -521,7 +492,6 @@ fn deployment_flow(s: &Server) {
 
 #[test]
 fn recreate_never_overlaps_old_and_new_pods() {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let s = Server::start();
     let f = s.manifest(
         "recreate.yaml",
@@ -544,57 +514,49 @@ spec:
         image: postgres:15
 "#,
     );
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        scope.spawn(|| readiness_driver(&s, "app=db", &stop));
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            s.ok(&["apply", "-f", &f]);
-            s.ok(&["rollout", "status", "deployment/db", "--timeout=90s"]);
-            let mut w = s.watch(
-                33,
-                &[
-                    "pods",
-                    "-l",
-                    "app=db",
-                    "--output-watch-events",
-                    "-o",
-                    WATCH_COLUMNS,
-                ],
-            );
-            let mut tally = PodTally {
-                pods: Default::default(),
-            };
-            for _ in 0..3 {
-                tally.apply(&w.wait_for("the initial pods", |_| true));
-            }
-            let old: Vec<String> = tally.pods.keys().cloned().collect();
-            s.ok(&["set", "image", "deployment/db", "db=postgres:16"]);
-            s.ok(&["rollout", "status", "deployment/db", "--timeout=90s"]);
-            loop {
-                let line = w.wait_for("pod changes", |_| true);
-                tally.apply(&line);
-                let old_active = tally.pods.iter().any(|(n, p)| p.0 && old.contains(n));
-                let new_seen = tally.pods.keys().any(|n| !old.contains(n));
-                assert!(
-                    !(old_active && new_seen),
-                    "old and new pods at once: {:?}",
-                    w.lines
-                );
-                let new_ready = tally
-                    .pods
-                    .iter()
-                    .filter(|(n, p)| p.1 && !old.contains(n))
-                    .count();
-                if new_ready == 3 {
-                    break;
-                }
-            }
-        }));
-        stop.store(true, Ordering::Relaxed);
-        if let Err(e) = result {
-            std::panic::resume_unwind(e);
+    let _agent = s.start_agent(&["--simulate", "3"]);
+    s.ok(&["apply", "-f", &f]);
+    s.ok(&["rollout", "status", "deployment/db", "--timeout=90s"]);
+    let mut w = s.watch(
+        33,
+        &[
+            "pods",
+            "-l",
+            "app=db",
+            "--output-watch-events",
+            "-o",
+            WATCH_COLUMNS,
+        ],
+    );
+    let mut tally = PodTally {
+        pods: Default::default(),
+    };
+    for _ in 0..3 {
+        tally.apply(&w.wait_for("the initial pods", |_| true));
+    }
+    let old: Vec<String> = tally.pods.keys().cloned().collect();
+    s.ok(&["set", "image", "deployment/db", "db=postgres:16"]);
+    s.ok(&["rollout", "status", "deployment/db", "--timeout=90s"]);
+    loop {
+        let line = w.wait_for("pod changes", |_| true);
+        tally.apply(&line);
+        // Recreate waits until the old pods are gone, not just terminating.
+        let old_exist = tally.pods.iter().any(|(n, p)| p.exists && old.contains(n));
+        let new_seen = tally.pods.keys().any(|n| !old.contains(n));
+        assert!(
+            !(old_exist && new_seen),
+            "old and new pods at once: {:?}",
+            w.lines
+        );
+        let new_ready = tally
+            .pods
+            .iter()
+            .filter(|(n, p)| p.ready && !old.contains(n))
+            .count();
+        if new_ready == 3 {
+            break;
         }
-    });
+    }
 }
 
 #[test]

@@ -220,7 +220,9 @@ pub fn cleanup_unhealthy(old: &[OldRs], budget: i32) -> Vec<i32> {
     let mut done = 0;
     old.iter()
         .map(|rs| {
-            if done >= budget || rs.replicas == 0 || rs.replicas == rs.available {
+            // A status that still counts pods above the size (a scale-down in flight) has
+            // nothing unhealthy to remove; upstream refuses to "clean up" upwards.
+            if done >= budget || rs.replicas == 0 || rs.replicas <= rs.available {
                 return rs.replicas;
             }
             let n = (budget - done).min(rs.replicas - rs.available);
@@ -751,6 +753,12 @@ mod tests {
             },
         ];
         assert_eq!(cleanup_unhealthy(&old, 2), vec![1, 2]);
+        // Stale status with more available than the size: never scaled up.
+        let stale = [OldRs {
+            replicas: 3,
+            available: 4,
+        }];
+        assert_eq!(cleanup_unhealthy(&stale, 2), vec![3]);
         assert_eq!(scale_down_old(&old, 1, 1), vec![2, 3]);
     }
 
