@@ -7,8 +7,10 @@
 //!
 //! Must not do I/O: no HTTP, no store, no clocks except the `now` callers pass in. The API
 //! server drives these functions; keeping them pure keeps them unit-testable and fuzzable.
+//! (The one read-only exception: [`cron`] resolves time-zone names in the IANA database.)
 
 pub mod apply;
+pub mod cron;
 pub mod names;
 pub mod patch;
 pub mod printers;

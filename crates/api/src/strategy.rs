@@ -570,6 +570,7 @@ pub fn validate(res: &Resource, obj: &Value) -> Result<(), Status> {
         | ("apps", "ReplicaSet")
         | ("apps", "DaemonSet")
         | ("apps", "StatefulSet") => validate_workload(obj, &mut causes),
+        ("batch", "CronJob") => validate_cronjob(obj, &mut causes),
         ("policy", "PodDisruptionBudget") => {
             if let Some(sel) = obj.pointer("/spec/selector").filter(|s| s.is_object()) {
                 validate_label_selector(sel, "spec.selector", &mut causes);
@@ -678,6 +679,37 @@ fn validate_workload(obj: &Value, causes: &mut Vec<Cause>) {
         "spec.template.spec",
         causes,
     );
+}
+
+/// upstream's CronJob checks: the schedule parses as `cron.ParseStandard` does, a time zone
+/// is named in the IANA database, and not both that and a `TZ=` prefix.
+fn validate_cronjob(obj: &Value, causes: &mut Vec<Cause>) {
+    let schedule = obj
+        .pointer("/spec/schedule")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if schedule.is_empty() {
+        causes.push(field_required("spec.schedule"));
+    } else if let Err(e) = crate::cron::parse(schedule) {
+        causes.push(field_invalid("spec.schedule", schedule, &e));
+    }
+    let zone = obj.pointer("/spec/timeZone").and_then(Value::as_str);
+    if let Some(tz) = zone {
+        if schedule.contains("TZ") {
+            causes.push(field_invalid(
+                "spec.schedule",
+                schedule,
+                "cannot use both timeZone field and TZ or CRON_TZ in schedule",
+            ));
+        }
+        if tz.contains(' ') || jiff::tz::TimeZone::get(tz).is_err() {
+            causes.push(field_invalid(
+                "spec.timeZone",
+                tz,
+                &format!("unknown time zone {tz}"),
+            ));
+        }
+    }
 }
 
 /// upstream's `ValidateLabelSelector`: label syntax in `matchLabels`, and operators with

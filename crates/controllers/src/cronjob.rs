@@ -9,7 +9,7 @@
 //! The CronJob and its Jobs are read live at each sync; watches of both (and a timer for the
 //! next scheduled time) trigger syncs.
 
-pub mod schedule;
+pub use skiff_api::cron as schedule;
 
 use std::cmp::Ordering;
 use std::collections::HashSet;

@@ -354,6 +354,18 @@ fn bad_requests_get_upstream_statuses_and_change_nothing() {
                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})),
             422, "Invalid", "not a valid selector operator")
             .cause("spec.selector.matchExpressions[0].operator"),
+        case("cron schedule that does not parse", "POST", "/apis/batch/v1/namespaces/default/cronjobs",
+            bytes(json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "badcron"},
+                "spec": {"schedule": "every tuesday", "jobTemplate": {"spec": {"template": {"spec": {
+                    "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}}})),
+            422, "Invalid", "spec.schedule: Invalid value: \"every tuesday\"")
+            .cause("spec.schedule"),
+        case("cron time zone that does not exist", "POST", "/apis/batch/v1/namespaces/default/cronjobs",
+            bytes(json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "badzone"},
+                "spec": {"schedule": "*/5 * * * *", "timeZone": "Mars/Olympus_Mons", "jobTemplate": {"spec": {"template": {"spec": {
+                    "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}}})),
+            422, "Invalid", "unknown time zone Mars/Olympus_Mons")
+            .cause("spec.timeZone"),
         case("budget selector In without values", "POST", "/apis/policy/v1/namespaces/default/poddisruptionbudgets",
             bytes(json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "novalues"},
                 "spec": {"minAvailable": 1, "selector": {"matchExpressions": [{"key": "app", "operator": "In"}]}}})),
