@@ -527,7 +527,9 @@ impl<R: Runtime> Worker<R> {
             return Ok(());
         }
         let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
-        let patch = serde_json::json!({ "status": st });
+        // The UID makes the write a precondition on this pod, not a namesake created since
+        // (upstream derives a UID precondition from the body, as the kubelet relies on).
+        let patch = serde_json::json!({ "metadata": {"uid": self.uid}, "status": st });
         let _permit = self.ctx.api.acquire().await;
         match api
             .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))

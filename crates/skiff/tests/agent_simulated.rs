@@ -149,6 +149,16 @@ fn nodes_register_heartbeat_and_stop_on_annotation() {
         renew_time(&s, "sim-1") != stopped_at
     });
 
+    // A node deleted from the API while its agent runs is registered again.
+    let old_uid = s.get_json(&["node", "sim-2"])["metadata"]["uid"].clone();
+    s.ok(&["delete", "node", "sim-2"]);
+    eventually("sim-2 is registered again", || {
+        s.exists(&["node", "sim-2"])
+            && s.get_json(&["node", "sim-2"])["metadata"]["uid"] != old_uid
+            && condition(&s.get_json(&["node", "sim-2"]), "Ready")
+                .is_some_and(|c| c["status"] == "True")
+    });
+
     let status = agent.terminate();
     assert!(
         status.success(),
@@ -159,6 +169,17 @@ fn nodes_register_heartbeat_and_stop_on_annotation() {
     for n in ["sim-0", "sim-1", "sim-2"] {
         assert!(s.exists(&["node", n]), "{n}");
     }
+
+    // A new agent adopts the existing nodes and heartbeats them again.
+    let uid = s.get_json(&["node", "sim-1"])["metadata"]["uid"].clone();
+    let before = renew_time(&s, "sim-1");
+    let _agent = s.start_agent(&["--simulate", "3", "--lease-renew-interval", "1"]);
+    eventually("the restarted agent renews sim-1's Lease", || {
+        renew_time(&s, "sim-1") != before
+    });
+    let node = s.get_json(&["node", "sim-1"]);
+    assert_eq!(node["metadata"]["uid"], uid, "the same Node object");
+    assert_eq!(node["metadata"]["labels"]["zone"], "sim-a", "labels kept");
 }
 
 #[test]
