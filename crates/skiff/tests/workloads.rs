@@ -641,3 +641,101 @@ spec:
         "{err}"
     );
 }
+
+fn rs_sizes(s: &Server, deployment: &str) -> Vec<(String, i64)> {
+    let mut v: Vec<(String, i64)> = rs_of(s, deployment)
+        .iter()
+        .map(|r| (image_of(r), r["spec"]["replicas"].as_i64().unwrap_or(-1)))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn scaling_mid_rollout_is_proportional() {
+    let s = Server::start();
+    let _agent = s.start_agent(&["--simulate", "3"]);
+    let f = s.manifest(
+        "prop.yaml",
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: prop
+spec:
+  replicas: 10
+  strategy:
+    type: RollingUpdate
+    rollingUpdate: {maxSurge: 3, maxUnavailable: 0}
+  selector:
+    matchLabels: {app: prop}
+  template:
+    metadata:
+      labels: {app: prop}
+    spec:
+      containers:
+      - name: c
+        image: app:1
+"#,
+    );
+    s.ok(&["apply", "-f", &f]);
+    s.ok(&["rollout", "status", "deployment/prop", "--timeout=90s"]);
+    // The new template's pods can never be scheduled: the rollout stops at the surge.
+    let patch = r#"{"spec":{"template":{"spec":{"containers":[{"name":"c","image":"app:2"}],"nodeSelector":{"skiff.test/nowhere":"true"}}}}}"#;
+    s.ok(&["patch", "deployment", "prop", "-p", patch]);
+    eventually("the rollout is stuck at 10 old + 3 new", || {
+        rs_sizes(&s, "prop") == vec![("app:1".to_string(), 10), ("app:2".to_string(), 3)]
+    });
+    // 10 → 20 mid-rollout: 10 more replicas (23 allowed), shared as upstream shares them:
+    // old 10·23/13 ≈ 18, new 3·23/13 ≈ 5.
+    s.ok(&["scale", "deployment/prop", "--replicas=20"]);
+    eventually("replica sets scaled in proportion", || {
+        rs_sizes(&s, "prop") == vec![("app:1".to_string(), 18), ("app:2".to_string(), 5)]
+    });
+    eventually("the old pods follow", || {
+        active_pods(&s, "app=prop").len() == 23
+    });
+}
+
+#[test]
+fn old_revisions_beyond_the_history_limit_are_deleted() {
+    let s = Server::start();
+    let _agent = s.start_agent(&["--simulate", "2"]);
+    let f = s.manifest(
+        "hist.yaml",
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: hist
+spec:
+  replicas: 2
+  revisionHistoryLimit: 1
+  selector:
+    matchLabels: {app: hist}
+  template:
+    metadata:
+      labels: {app: hist}
+    spec:
+      containers:
+      - name: c
+        image: app:1
+"#,
+    );
+    s.ok(&["apply", "-f", &f]);
+    s.ok(&["rollout", "status", "deployment/hist", "--timeout=90s"]);
+    for v in 2..=4 {
+        s.ok(&["set", "image", "deployment/hist", &format!("c=app:{v}")]);
+        s.ok(&["rollout", "status", "deployment/hist", "--timeout=90s"]);
+    }
+    eventually("the current and one old ReplicaSet remain", || {
+        rs_sizes(&s, "hist") == vec![("app:3".to_string(), 0), ("app:4".to_string(), 2)]
+    });
+    let history = s.ok(&["rollout", "history", "deployment/hist"]);
+    let revisions: Vec<&str> = history
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(revisions, ["3", "4"], "{history}");
+}
