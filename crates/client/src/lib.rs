@@ -12,6 +12,7 @@
 pub mod controllerref;
 pub mod events;
 pub mod expectations;
+pub mod history;
 pub mod informer;
 pub mod leader;
 pub mod nodeaffinity;

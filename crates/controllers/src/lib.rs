@@ -9,6 +9,7 @@
 //! per controller.
 
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
@@ -22,6 +23,7 @@ pub mod podgc;
 pub mod replicaset;
 pub mod rootca;
 pub mod serviceaccount;
+pub mod statefulset;
 pub mod tainteviction;
 pub mod ttlafterfinished;
 
@@ -93,6 +95,8 @@ pub const CONTROLLERS: &[(&str, Start)] = &[
     ("ttl-after-finished", |c, _| {
         Some(Box::pin(ttlafterfinished::run(c)))
     }),
+    ("daemonset", |c, _| Some(Box::pin(daemonset::run(c)))),
+    ("statefulset", |c, _| Some(Box::pin(statefulset::run(c)))),
     ("nodeipam", |c, o| {
         let range = o.cluster_cidr?;
         Some(Box::pin(nodeipam::run(c, range)))

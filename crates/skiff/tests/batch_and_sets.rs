@@ -408,7 +408,8 @@ spec:
     );
     let err = s.fails(&["create", "-f", &broken]);
     assert!(
-        err.contains("spec.schedule: Invalid value: \"61 * * * *\"") && err.contains("above maximum"),
+        err.contains("spec.schedule: Invalid value: \"61 * * * *\"")
+            && err.contains("above maximum"),
         "{err}"
     );
 
@@ -493,4 +494,275 @@ spec:
     });
     assert!(condition(&s.get_json(&["job", "kept"]), "Complete").is_some());
     assert_eq!(pods(&s, &format!("{JOB_LABEL}=kept")).len(), 1);
+}
+
+fn node_of(p: &Value) -> String {
+    p["spec"]["nodeName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn daemonset_runs_one_pod_per_node_and_rolls_updates() {
+    let s = Server::start();
+    let _agent = s.start_agent(&["--simulate", "3"]);
+    eventually("three nodes", || items(&s.get_json(&["nodes"])).len() == 3);
+    let ds = s.manifest(
+        "ds.yaml",
+        r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  updateStrategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: 1}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers: [{name: main, image: "agent:1"}]
+"#,
+    );
+    s.ok(&["create", "-f", &ds]);
+    eventually("a ready pod on each of the three nodes", || {
+        let ps = pods(&s, "app=agent");
+        let mut nodes: Vec<String> = ps
+            .iter()
+            .filter(|p| condition(p, "Ready").is_some())
+            .map(node_of)
+            .collect();
+        nodes.sort();
+        ps.len() == 3 && nodes == ["sim-0", "sim-1", "sim-2"]
+    });
+    for p in pods(&s, "app=agent") {
+        // Pinned by affinity (the scheduler bound it), tolerating node trouble, hashed.
+        let term = &p["spec"]["affinity"]["nodeAffinity"]
+            ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0];
+        assert_eq!(term["matchFields"][0]["key"], json!("metadata.name"));
+        assert_eq!(term["matchFields"][0]["values"], json!([node_of(&p)]));
+        let tolerations = p["spec"]["tolerations"].to_string();
+        assert!(
+            tolerations.contains("node.kubernetes.io/unreachable"),
+            "{tolerations}"
+        );
+        assert!(
+            tolerations.contains("node.kubernetes.io/unschedulable"),
+            "{tolerations}"
+        );
+        assert!(p["metadata"]["labels"]["controller-revision-hash"].is_string());
+        assert_eq!(
+            p["metadata"]["ownerReferences"][0]["kind"],
+            json!("DaemonSet")
+        );
+    }
+    eventually("status counts three ready", || {
+        let st = &s.get_json(&["ds", "agent"])["status"];
+        st["desiredNumberScheduled"] == 3
+            && st["currentNumberScheduled"] == 3
+            && st["numberReady"] == 3
+            && st["numberAvailable"] == 3
+            && st["updatedNumberScheduled"] == 3
+            && st["numberMisscheduled"] == 0
+    });
+    assert_eq!(items(&s.get_json(&["controllerrevisions"])).len(), 1);
+
+    // A node that joins later gets its pod.
+    let _extra = s.start_agent(&["--simulate", "1", "--node-name-prefix", "extra-"]);
+    eventually("a ready pod on the new node", || {
+        pods(&s, "app=agent")
+            .iter()
+            .any(|p| node_of(p) == "extra-0" && condition(p, "Ready").is_some())
+    });
+    eventually("desired 4", || {
+        s.get_json(&["ds", "agent"])["status"]["numberReady"] == 4
+    });
+
+    // A new template rolls out node by node; a second revision records it.
+    s.ok(&["set", "image", "ds/agent", "main=agent:2"]);
+    eventually("every pod on the new image and ready", || {
+        let ps = pods(&s, "app=agent");
+        ps.len() == 4
+            && ps.iter().all(|p| {
+                p["spec"]["containers"][0]["image"] == "agent:2" && condition(p, "Ready").is_some()
+            })
+    });
+    eventually("updatedNumberScheduled 4", || {
+        s.get_json(&["ds", "agent"])["status"]["updatedNumberScheduled"] == 4
+    });
+    let revs = items(&s.get_json(&["controllerrevisions"]));
+    assert_eq!(revs.len(), 2);
+    let out = s.ok(&["rollout", "history", "ds/agent"]);
+    assert!(out.contains('1') && out.contains('2'), "{out}");
+    assert!(has_event(&s, "agent", "SuccessfulCreate"));
+    assert!(has_event(&s, "agent", "SuccessfulDelete"));
+}
+
+/// The index of the first watch line satisfying `f`.
+fn first_line(lines: &[String], f: impl Fn(&str) -> bool) -> Option<usize> {
+    lines.iter().position(|l| f(l))
+}
+
+fn cols(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+#[test]
+fn statefulset_creates_in_order_scales_down_in_reverse_and_rolls() {
+    let s = Server::start();
+    let _agent = s.start_agent(&["--simulate", "3"]);
+    eventually("three nodes", || items(&s.get_json(&["nodes"])).len() == 3);
+    let sts = s.manifest(
+        "sts.yaml",
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{port: 80}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web}
+spec:
+  serviceName: web
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: main, image: "web:1"}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+"#,
+    );
+    let mut w = s.watch(33, &["pods", "-l", "app=web", "--output-watch-events"]);
+    s.ok(&["create", "-f", &sts]);
+    w.wait_for("web-2 ready", |l| {
+        let c = cols(l);
+        c.len() > 2 && c[1] == "web-2" && c[2] == "1/1"
+    });
+    // Pod N+1 appears only once pod N is Ready.
+    for n in 0..2 {
+        let ready = first_line(&w.lines, |l| {
+            let c = cols(l);
+            c.len() > 2 && c[1] == format!("web-{n}") && c[2] == "1/1"
+        })
+        .unwrap();
+        let next = first_line(&w.lines, |l| {
+            cols(l).get(1) == Some(&format!("web-{}", n + 1).as_str())
+        })
+        .unwrap();
+        assert!(
+            ready < next,
+            "web-{} before web-{n} was ready: {:?}",
+            n + 1,
+            w.lines
+        );
+    }
+    for n in 0..3 {
+        let p = s.get_json(&["pod", &format!("web-{n}")]);
+        let l = &p["metadata"]["labels"];
+        assert_eq!(
+            l["statefulset.kubernetes.io/pod-name"],
+            json!(format!("web-{n}"))
+        );
+        assert_eq!(l["apps.kubernetes.io/pod-index"], json!(n.to_string()));
+        assert!(l["controller-revision-hash"]
+            .as_str()
+            .unwrap()
+            .starts_with("web-"));
+        assert_eq!(p["spec"]["hostname"], json!(format!("web-{n}")));
+        assert_eq!(p["spec"]["subdomain"], json!("web"));
+        let vol = p["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "data")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            vol["persistentVolumeClaim"]["claimName"],
+            json!(format!("data-web-{n}"))
+        );
+        let pvc = s.get_json(&["pvc", &format!("data-web-{n}")]);
+        assert_eq!(pvc["metadata"]["labels"]["app"], json!("web"));
+    }
+    eventually("status: 3 ready, one revision", || {
+        let st = &s.get_json(&["sts", "web"])["status"];
+        st["replicas"] == 3
+            && st["readyReplicas"] == 3
+            && st["availableReplicas"] == 3
+            && st["currentReplicas"] == 3
+            && st["updatedReplicas"] == 3
+            && st["currentRevision"].is_string()
+            && st["currentRevision"] == st["updateRevision"]
+    });
+
+    // A rolling update replaces pods from the highest ordinal down.
+    let before = s.get_json(&["sts", "web"])["status"]["currentRevision"].clone();
+    s.ok(&["set", "image", "sts/web", "main=web:2"]);
+    eventually("rolled out", || {
+        let st = &s.get_json(&["sts", "web"])["status"];
+        st["updatedReplicas"] == 3
+            && st["readyReplicas"] == 3
+            && st["currentRevision"] == st["updateRevision"]
+            && st["currentRevision"] != before
+    });
+    for n in 0..3 {
+        let p = s.get_json(&["pod", &format!("web-{n}")]);
+        assert_eq!(p["spec"]["containers"][0]["image"], json!("web:2"));
+    }
+    let deleted = |name: &str, lines: &[String]| {
+        first_line(lines, |l| {
+            let c = cols(l);
+            c.len() > 1 && c[0] == "DELETED" && c[1] == name
+        })
+    };
+    // The rollout is done, so the watch has the old web-0's deletion coming.
+    w.wait_for("the old web-0 deleted", |l| {
+        let c = cols(l);
+        c.len() > 1 && c[0] == "DELETED" && c[1] == "web-0"
+    });
+    let d2 = deleted("web-2", &w.lines).unwrap();
+    let d1 = deleted("web-1", &w.lines).unwrap();
+    let d0 = deleted("web-0", &w.lines).unwrap();
+    assert!(d2 < d1 && d1 < d0, "update order: {:?}", w.lines);
+    assert_eq!(
+        items(&s.get_json(&["controllerrevisions", "-l", "app=web"])).len(),
+        2
+    );
+
+    // Scale down: the highest ordinal goes first, and its claim stays.
+    s.ok(&["scale", "sts/web", "--replicas=1"]);
+    eventually("one pod left", || pods(&s, "app=web").len() == 1);
+    assert_eq!(name(&pods(&s, "app=web")[0]), "web-0");
+    let seen = w.lines.len();
+    w.wait_for("web-2 deleted", |l| {
+        let c = cols(l);
+        c.len() > 1 && c[0] == "DELETED" && c[1] == "web-2"
+    });
+    w.wait_for("web-1 deleted", |l| {
+        let c = cols(l);
+        c.len() > 1 && c[0] == "DELETED" && c[1] == "web-1"
+    });
+    assert!(w.lines.len() > seen);
+    let last_d2 = w
+        .lines
+        .iter()
+        .rposition(|l| cols(l).first() == Some(&"DELETED") && cols(l).get(1) == Some(&"web-2"))
+        .unwrap();
+    let last_d1 = w
+        .lines
+        .iter()
+        .rposition(|l| cols(l).first() == Some(&"DELETED") && cols(l).get(1) == Some(&"web-1"))
+        .unwrap();
+    assert!(last_d2 < last_d1, "scale-down order: {:?}", w.lines);
+    assert!(s.exists(&["pvc", "data-web-2"]));
+    assert!(has_event(&s, "web", "SuccessfulCreate"));
+    assert!(has_event(&s, "web", "SuccessfulDelete"));
 }
