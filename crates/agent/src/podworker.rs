@@ -307,10 +307,16 @@ impl<R: Runtime> Worker<R> {
             if is_terminal_phase(api_phase) {
                 return Ok(Next::Finished);
             }
-            let Some(ips) = self.allocate(pod) else {
-                return Ok(Next::WaitForCidr);
-            };
             let spec = pod.spec.clone().unwrap_or_default();
+            let ips = if spec.host_network == Some(true) {
+                // Host-network pods share the node's address and need no pod CIDR.
+                vec![self.node.internal_ip]
+            } else {
+                match self.allocate(pod) {
+                    Some(ips) => ips,
+                    None => return Ok(Next::WaitForCidr),
+                }
+            };
             let cfg = SandboxConfig {
                 uid: self.uid.clone(),
                 name: self.name.clone(),
@@ -329,6 +335,19 @@ impl<R: Runtime> Worker<R> {
             .unwrap_or("Always")
             .to_string();
         let mut wake: Option<Instant> = None;
+        if let Some(limit) = spec.active_deadline_seconds {
+            let started = self
+                .view(pod)
+                .status
+                .and_then(|s| s.start_time)
+                .map_or(self.start_time, |t| t.0);
+            let deadline_ms = started.as_millisecond() + limit.saturating_mul(1000);
+            let now_ms = Timestamp::now().as_millisecond();
+            if now_ms >= deadline_ms {
+                return self.deadline_exceeded(pod).await;
+            }
+            wake = Some(Instant::now() + Duration::from_millis((deadline_ms - now_ms) as u64));
+        }
         self.backoff.clear();
         let mut initialized = true;
         for c in spec.init_containers.iter().flatten() {
@@ -548,37 +567,8 @@ impl<R: Runtime> Worker<R> {
     /// resources and delete it for good (grace 0, pinned to its UID), as the kubelet's
     /// status manager does once a pod can be deleted.
     async fn terminate(&mut self, pod: &Pod) -> anyhow::Result<()> {
-        let rt = self.ctx.runtime.pod_status(&self.uid).await?;
-        let grace = Duration::from_secs(
-            pod.metadata
-                .deletion_grace_period_seconds
-                .unwrap_or(30)
-                .max(0) as u64,
-        );
-        let spec = pod.spec.clone().unwrap_or_default();
-        let all: Vec<(Kind, &Container)> = spec
-            .init_containers
-            .iter()
-            .flatten()
-            .map(|c| (Kind::Init, c))
-            .chain(spec.containers.iter().map(|c| (Kind::Regular, c)))
-            .collect();
-        for (kind, c) in all {
-            if let (Some(cur), _) = rt.latest(&c.name) {
-                if cur.state == ContainerState::Running {
-                    self.event(
-                        pod,
-                        c,
-                        kind,
-                        "Killing",
-                        &format!("Stopping container {}", c.name),
-                    )
-                    .await;
-                    self.ctx.runtime.stop_container(&cur.id, grace).await?;
-                }
-            }
-        }
-        self.ctx.runtime.stop_pod_sandbox(&self.uid).await?;
+        let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30);
+        let rt = self.stop_containers(pod, grace).await?;
         if rt.sandbox.is_some() {
             let rt = self.ctx.runtime.pod_status(&self.uid).await?;
             let view = self.view(pod);
@@ -614,6 +604,84 @@ impl<R: Runtime> Worker<R> {
         }
         self.deleted = true;
         Ok(())
+    }
+
+    /// Stops the pod's running containers (a Killing event each) and its sandbox; returns
+    /// what the runtime had before.
+    async fn stop_containers(
+        &self,
+        pod: &Pod,
+        grace_seconds: i64,
+    ) -> anyhow::Result<crate::runtime::PodRuntimeStatus> {
+        let rt = self.ctx.runtime.pod_status(&self.uid).await?;
+        let grace = Duration::from_secs(grace_seconds.max(0) as u64);
+        let spec = pod.spec.clone().unwrap_or_default();
+        let all: Vec<(Kind, &Container)> = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| (Kind::Init, c))
+            .chain(spec.containers.iter().map(|c| (Kind::Regular, c)))
+            .collect();
+        for (kind, c) in all {
+            if let (Some(cur), _) = rt.latest(&c.name) {
+                if cur.state == ContainerState::Running {
+                    self.event(
+                        pod,
+                        c,
+                        kind,
+                        "Killing",
+                        &format!("Stopping container {}", c.name),
+                    )
+                    .await;
+                    self.ctx.runtime.stop_container(&cur.id, grace).await?;
+                }
+            }
+        }
+        self.ctx.runtime.stop_pod_sandbox(&self.uid).await?;
+        Ok(rt)
+    }
+
+    /// `spec.activeDeadlineSeconds` ran out: the kubelet kills the pod and fails it.
+    async fn deadline_exceeded(&mut self, pod: &Pod) -> anyhow::Result<Next> {
+        const MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
+        {
+            let _permit = self.ctx.api.acquire().await;
+            self.node
+                .recorder
+                .record(
+                    &events::reference(pod),
+                    events::WARNING,
+                    "DeadlineExceeded",
+                    MESSAGE,
+                )
+                .await;
+        }
+        let grace = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30);
+        self.stop_containers(pod, grace).await?;
+        let rt = self.ctx.runtime.pod_status(&self.uid).await?;
+        let view = self.view(pod);
+        let mut st = status::build(&status::Inputs {
+            pod: &view,
+            runtime: &rt,
+            scheme: self.ctx.runtime.name(),
+            host_ips: &[self.node.internal_ip],
+            start_time: self.start_time,
+            backoff: &BTreeMap::new(),
+            terminal: true,
+            now: Timestamp::now(),
+        });
+        st.phase = Some(status::FAILED.into());
+        st.reason = Some("DeadlineExceeded".into());
+        st.message = Some(MESSAGE.into());
+        self.post(pod, st).await?;
+        self.ctx.runtime.remove_pod_sandbox(&self.uid).await?;
+        self.node.ipam.lock().unwrap().release(&self.uid);
+        Ok(Next::Finished)
     }
 
     /// The pod left the API without us (force-deleted): drop its runtime state.

@@ -283,6 +283,32 @@ fn pods_on_simulated_nodes_run_complete_restart_and_delete() {
     assert_eq!(t["reason"], "Error");
     assert_eq!(t["exitCode"], 3);
 
+    // spec.activeDeadlineSeconds: the kubelet fails the pod when it runs out.
+    let f = s.manifest(
+        "deadline.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: deadline\nspec:\n  nodeName: sim-2\n  \
+         activeDeadlineSeconds: 1\n  containers:\n  - name: main\n    image: busybox\n",
+    );
+    s.ok(&["create", "-f", &f]);
+    eventually("deadline Failed with DeadlineExceeded", || {
+        let st = &s.get_json(&["pod", "deadline"])["status"];
+        st["phase"] == "Failed" && st["reason"] == "DeadlineExceeded"
+    });
+
+    // Host-network pods get the node's address and need no pod CIDR.
+    let f = s.manifest(
+        "hostnet.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hostnet\nspec:\n  nodeName: sim-1\n  \
+         hostNetwork: true\n  containers:\n  - name: main\n    image: busybox\n",
+    );
+    s.ok(&["create", "-f", &f]);
+    eventually("hostnet Running", || {
+        s.get_json(&["pod", "hostnet"])["status"]["phase"] == "Running"
+    });
+    let st = &s.get_json(&["pod", "hostnet"])["status"];
+    assert_eq!(st["podIP"], st["hostIP"]);
+    assert_eq!(st["podIP"], host_ip);
+
     // restartPolicy Always: the container is restarted.
     let f = s.manifest(
         "loop.yaml",
@@ -336,7 +362,15 @@ fn pods_on_simulated_nodes_run_complete_restart_and_delete() {
         ]);
         evs["items"].as_array().is_some_and(|i| !i.is_empty())
     });
-    s.ok(&["delete", "pod", "job-ok", "job-bad", "--wait=true"]);
+    s.ok(&[
+        "delete",
+        "pod",
+        "job-ok",
+        "job-bad",
+        "deadline",
+        "hostnet",
+        "--wait=true",
+    ]);
     assert!(!s.exists(&["pod", "job-ok"]));
 }
 
