@@ -152,3 +152,72 @@ spec:
         taints(&s, "sim-1").is_empty()
     });
 }
+
+#[test]
+fn drain_honours_disruption_budgets() {
+    let s = Server::start();
+    let _agent = s.start_agent(&["--simulate", "3"]);
+    let web = s.manifest(
+        "web.yaml",
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      topologySpreadConstraints:
+      # Honor: a cordoned node stops counting as a domain, so the spread allows the move.
+      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, nodeTaintsPolicy: Honor, labelSelector: {matchLabels: {app: web}}}
+      containers: [{name: web, image: nginx}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec:
+  minAvailable: 3
+  selector: {matchLabels: {app: web}}
+"#,
+    );
+    s.ok(&["apply", "-f", &web]);
+    eventually("one pod on each node", || {
+        live_nodes(&s) == ["sim-0", "sim-1", "sim-2"]
+    });
+    eventually("the budget counts 3 healthy pods", || {
+        s.get_json(&["pdb", "web"])["status"]["currentHealthy"] == 3
+    });
+    // No disruption allowed: drain gives up, saying why; the pod stays.
+    let out = s.kubectl(&["drain", "sim-0", "--ignore-daemonsets", "--timeout=8s"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Cannot evict pod as it would violate the pod's disruption budget"),
+        "{err}"
+    );
+    assert!(live_nodes(&s).contains(&"sim-0".to_string()));
+    // With one disruption allowed, drain evicts the pod; it comes back on another node
+    // (sim-0 is cordoned by the drain).
+    s.ok(&[
+        "patch",
+        "pdb",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"minAvailable":2}}"#,
+    ]);
+    eventually("one disruption allowed", || {
+        s.get_json(&["pdb", "web"])["status"]["disruptionsAllowed"] == 1
+    });
+    let out = s.ok(&["drain", "sim-0", "--ignore-daemonsets", "--timeout=60s"]);
+    assert!(out.contains("evicted") && out.contains("drained"), "{out}");
+    eventually("3 pods running off sim-0", || {
+        let n = live_nodes(&s);
+        n.len() == 3 && !n.contains(&"sim-0".to_string())
+    });
+    assert!(
+        taints(&s, "sim-0").contains(&"node.kubernetes.io/unschedulable:NoSchedule".to_string())
+    );
+}
