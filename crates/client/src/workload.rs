@@ -115,6 +115,18 @@ pub fn deletion_rank(pod: &Pod) -> impl Ord {
     )
 }
 
+/// List parameters that let the API server filter by a workload's selector (the caller
+/// still checks each object: an unconvertible selector lists everything).
+pub fn list_params(
+    sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) -> kube::api::ListParams {
+    let lp = kube::api::ListParams::default();
+    match kube::core::Selector::try_from(sel.clone()) {
+        Ok(s) if !s.selects_all() => lp.labels_from(&s),
+        _ => lp,
+    }
+}
+
 /// Whether an API error says the namespace is being terminated: creations there are
 /// refused and nothing is to be done.
 pub fn namespace_terminating(e: &kube::Error) -> bool {

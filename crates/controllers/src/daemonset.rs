@@ -81,9 +81,22 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
         "nodes",
         watcher::watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
             .default_backoff(),
-        move |ev: Event<Node>| {
-            if matches!(ev, Event::Apply(_) | Event::Delete(_) | Event::InitDone) {
-                enqueue_all(&dss, &q);
+        {
+            // Only what decides eligibility matters (name, labels, taints), not heartbeats.
+            let mut seen: HashMap<String, String> = HashMap::new();
+            move |ev: Event<Node>| match ev {
+                Event::Apply(n) | Event::InitApply(n) => {
+                    let fp = eligibility_fingerprint(&n);
+                    if seen.insert(n.name_any(), fp.clone()).as_ref() != Some(&fp) {
+                        enqueue_all(&dss, &q);
+                    }
+                }
+                Event::Delete(n) => {
+                    seen.remove(&n.name_any());
+                    enqueue_all(&dss, &q);
+                }
+                Event::InitDone => enqueue_all(&dss, &q),
+                Event::Init => {}
             }
         },
     );
@@ -98,6 +111,11 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
     });
     tokio::join!(ds_watch, pod_watch, node_watch, work);
     Ok(())
+}
+
+fn eligibility_fingerprint(n: &Node) -> String {
+    let taints = n.spec.as_ref().and_then(|s| s.taints.as_ref());
+    serde_json::to_string(&(&n.metadata.labels, taints)).unwrap_or_default()
 }
 
 fn enqueue_all(dss: &Store<DaemonSet>, q: &WorkQueue<Key>) {
@@ -608,7 +626,7 @@ impl Ctl {
             .await?
             .items;
         let pods: Vec<Pod> = pods_api
-            .list(&ListParams::default())
+            .list(&workload::list_params(&spec.selector))
             .await?
             .items
             .into_iter()
@@ -790,8 +808,13 @@ impl Ctl {
         let ns = ds.namespace().unwrap_or_default();
         let api: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &ns);
         let uid = ds.uid().unwrap_or_default();
+        let selector_params = ds
+            .spec
+            .as_ref()
+            .map(|s| workload::list_params(&s.selector))
+            .unwrap_or_default();
         let revs: Vec<ControllerRevision> = api
-            .list(&ListParams::default())
+            .list(&selector_params)
             .await?
             .items
             .into_iter()

@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use skiff_client::controllerref::controller_ref;
@@ -433,7 +433,7 @@ impl Ctl {
         };
         let uid = set.uid().unwrap_or_default();
         let pods: Vec<Pod> = pods_api
-            .list(&ListParams::default())
+            .list(&workload::list_params(&spec.selector))
             .await?
             .items
             .into_iter()
@@ -449,7 +449,7 @@ impl Ctl {
         // the one the status names, while it exists.
         let rev_api: Api<ControllerRevision> = Api::namespaced(self.client.clone(), ns);
         let revs: Vec<ControllerRevision> = rev_api
-            .list(&ListParams::default())
+            .list(&workload::list_params(&spec.selector))
             .await?
             .items
             .into_iter()

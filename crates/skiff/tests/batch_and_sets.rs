@@ -766,3 +766,91 @@ spec:
     assert!(has_event(&s, "web", "SuccessfulCreate"));
     assert!(has_event(&s, "web", "SuccessfulDelete"));
 }
+
+#[test]
+fn jobs_on_simulated_nodes_respect_parallelism_and_backoff_limit() {
+    let s = Server::start();
+    let _agent = s.start_agent(&["--simulate", "3"]);
+    eventually("three nodes", || items(&s.get_json(&["nodes"])).len() == 3);
+    let mut w = s.watch(
+        33,
+        &[
+            "pods",
+            "-l",
+            "batch.kubernetes.io/job-name=para",
+            "--output-watch-events",
+            "-o",
+            // With watch events, the columns read the WatchEvent around the pod.
+            "custom-columns=EVENT:.type,NAME:.object.metadata.name,PHASE:.object.status.phase,DELETING:.object.metadata.deletionTimestamp",
+        ],
+    );
+    let jobs = s.manifest(
+        "jobs.yaml",
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: para}
+spec:
+  completions: 5
+  parallelism: 2
+  template:
+    metadata:
+      annotations: {pod.skiff.dev/simulate-run-seconds: "1"}
+    spec:
+      restartPolicy: Never
+      containers: [{name: main, image: busybox}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: crash}
+spec:
+  backoffLimit: 1
+  template:
+    metadata:
+      annotations:
+        pod.skiff.dev/simulate-run-seconds: "0"
+        pod.skiff.dev/simulate-exit-code: "3"
+    spec:
+      restartPolicy: Never
+      containers: [{name: main, image: busybox}]
+"#,
+    );
+    s.ok(&["create", "-f", &jobs]);
+    eventually("para Complete", || {
+        condition(&s.get_json(&["job", "para"]), "Complete").is_some()
+    });
+    let j = s.get_json(&["job", "para"]);
+    assert_eq!(j["status"]["succeeded"], json!(5));
+    assert_eq!(pods(&s, "batch.kubernetes.io/job-name=para").len(), 5);
+
+    // Replay the watch: never more than two pods active at once.
+    let succeeded = std::cell::RefCell::new(std::collections::HashSet::new());
+    w.wait_for("five pods seen Succeeded", |l| {
+        let c = cols(l);
+        if c.len() > 2 && c[2] == "Succeeded" {
+            succeeded.borrow_mut().insert(c[1].to_string());
+        }
+        succeeded.borrow().len() == 5
+    });
+    let mut state: std::collections::BTreeMap<String, bool> = Default::default();
+    let mut most = 0;
+    for l in &w.lines {
+        let c = cols(l);
+        if c.len() < 4 || c[0] == "EVENT" {
+            continue;
+        }
+        let live = c[0] != "DELETED" && !matches!(c[2], "Succeeded" | "Failed") && c[3] == "<none>";
+        state.insert(c[1].to_string(), live);
+        most = most.max(state.values().filter(|v| **v).count());
+    }
+    assert_eq!(state.len(), 5, "{:?}", w.lines);
+    assert!(most <= 2, "{most} pods active at once: {:?}", w.lines);
+
+    eventually("crash Failed: BackoffLimitExceeded", || {
+        let j = s.get_json(&["job", "crash"]);
+        condition(&j, "Failed").is_some_and(|c| c["reason"] == "BackoffLimitExceeded")
+    });
+    let j = s.get_json(&["job", "crash"]);
+    assert_eq!(j["status"]["failed"], json!(2));
+    assert_eq!(pods(&s, "batch.kubernetes.io/job-name=crash").len(), 2);
+}
