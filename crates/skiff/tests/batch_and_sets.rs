@@ -593,6 +593,21 @@ spec:
     assert_eq!(revs.len(), 2);
     let out = s.ok(&["rollout", "history", "ds/agent"]);
     assert!(out.contains('1') && out.contains('2'), "{out}");
+    let out = s.ok(&["rollout", "status", "ds/agent", "--timeout=60s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+
+    // Undo applies the previous revision's template; its revision becomes the newest.
+    s.ok(&["rollout", "undo", "ds/agent"]);
+    eventually("every pod back on the old image and ready", || {
+        let ps = pods(&s, "app=agent");
+        ps.len() == 4
+            && ps.iter().all(|p| {
+                p["spec"]["containers"][0]["image"] == "agent:1" && condition(p, "Ready").is_some()
+            })
+    });
+    let revs = items(&s.get_json(&["controllerrevisions"]));
+    assert_eq!(revs.len(), 2, "the old revision is reused, not copied");
+    assert!(revs.iter().any(|r| r["revision"] == 3));
     assert!(has_event(&s, "agent", "SuccessfulCreate"));
     assert!(has_event(&s, "agent", "SuccessfulDelete"));
 }
@@ -628,6 +643,7 @@ metadata: {name: web}
 spec:
   serviceName: web
   replicas: 3
+  updateStrategy: {type: RollingUpdate}
   selector: {matchLabels: {app: web}}
   template:
     metadata: {labels: {app: web}}
@@ -642,6 +658,9 @@ spec:
     );
     let mut w = s.watch(33, &["pods", "-l", "app=web", "--output-watch-events"]);
     s.ok(&["create", "-f", &sts]);
+    eventually("web-2 ready", || {
+        s.exists(&["pod", "web-2"]) && condition(&s.get_json(&["pod", "web-2"]), "Ready").is_some()
+    });
     w.wait_for("web-2 ready", |l| {
         let c = cols(l);
         c.len() > 2 && c[1] == "web-2" && c[2] == "1/1"
@@ -717,6 +736,8 @@ spec:
         let p = s.get_json(&["pod", &format!("web-{n}")]);
         assert_eq!(p["spec"]["containers"][0]["image"], json!("web:2"));
     }
+    let out = s.ok(&["rollout", "status", "sts/web", "--timeout=60s"]);
+    assert!(out.contains("rolling update complete"), "{out}");
     let deleted = |name: &str, lines: &[String]| {
         first_line(lines, |l| {
             let c = cols(l);
