@@ -25,8 +25,8 @@ use k8s_openapi::api::core::v1::{
     Toleration,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::runtime::reflector::Store;
+use kube::api::{DeleteParams, PostParams};
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
@@ -57,6 +57,11 @@ struct Ctl {
     recorder: Recorder,
     /// (DaemonSet uid, node) → (time of the last failed-pod deletion, current delay).
     failed_backoff: Mutex<HashMap<(String, String), (Timestamp, Duration)>>,
+    /// Watch-fed caches: syncs that change nothing (most of them: pod status updates)
+    /// read only these; a sync that would create or delete pods reads the pods again live
+    /// first, so a cache that lags never causes duplicates.
+    nodes: Store<Node>,
+    pods: Store<Pod>,
 }
 
 pub async fn run(client: Client) -> anyhow::Result<()> {
@@ -68,7 +73,7 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
         queue.clone(),
         |d: &DaemonSet| Some((d.namespace()?, d.name_any())),
     );
-    let (_, pod_watch) = watch_to_queue(
+    let (pods, pod_watch) = watch_to_queue(
         "daemon pods",
         Api::<Pod>::all(client.clone()),
         watcher::Config::default(),
@@ -77,10 +82,14 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
     );
     // Any node change may change where every DaemonSet runs.
     let q = queue.clone();
+    let (nodes, node_writer) = reflector::store();
     let node_watch = for_each_event(
         "nodes",
-        watcher::watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-            .default_backoff(),
+        reflector::reflector(
+            node_writer,
+            watcher::watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+                .default_backoff(),
+        ),
         {
             // Only what decides eligibility matters (name, labels, taints), not heartbeats.
             let mut seen: HashMap<String, String> = HashMap::new();
@@ -104,6 +113,8 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
         recorder: Recorder::new(client.clone(), "daemonset-controller"),
         client,
         failed_backoff: Mutex::new(HashMap::new()),
+        nodes,
+        pods,
     });
     let work = run_workers("daemonset", queue, 2, move |key: Key| {
         let ctl = ctl.clone();
@@ -621,42 +632,34 @@ impl Ctl {
             }
         };
         let uid = ds.uid().unwrap_or_default();
-        let nodes = Api::<Node>::all(self.client.clone())
-            .list(&ListParams::default())
-            .await?
-            .items;
-        let pods: Vec<Pod> = pods_api
-            .list(&workload::list_params(&spec.selector))
-            .await?
-            .items
-            .into_iter()
-            .filter(|p| is_controlled_by(&p.metadata, &uid))
-            .filter(|p| selector.matches(p.metadata.labels.as_ref()))
+        self.nodes.wait_until_ready().await?;
+        self.pods.wait_until_ready().await?;
+        let nodes: Vec<Node> = self.nodes.state().iter().map(|n| (**n).clone()).collect();
+        let owned = |p: &Pod| {
+            p.metadata.namespace.as_deref() == Some(ns)
+                && is_controlled_by(&p.metadata, &uid)
+                && selector.matches(p.metadata.labels.as_ref())
+        };
+        let mut pods: Vec<Pod> = self
+            .pods
+            .state()
+            .iter()
+            .filter(|p| owned(p))
+            .map(|p| (**p).clone())
             .collect();
         let (hash, mut status) = self.sync_history(&ds, &selector, &pods).await?;
-        let mut by_node: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
-        for p in &pods {
-            let terminal = matches!(phase(p), "Succeeded" | "Failed");
-            if terminal && p.metadata.deletion_timestamp.is_some() {
-                continue;
-            }
-            match p.spec.as_ref().and_then(target_node) {
-                Some(n) => by_node.entry(n).or_default().push(p),
-                None => {
-                    // A pod with no node at all cannot be a daemon pod: replace it.
-                    by_node.entry(String::new()).or_default().push(p);
-                }
-            }
-        }
         let now = Timestamp::now();
-        let view = View {
-            ds: &ds,
-            nodes: &nodes,
-            by_node,
-            hash: &hash,
-            now,
-        };
-        let mut plan = view.manage();
+        let (mut plan, mut view_status) = compute(&ds, &nodes, &pods, &hash, now, &status);
+        if !plan.is_empty() {
+            pods = pods_api
+                .list(&workload::list_params(&spec.selector))
+                .await?
+                .items
+                .into_iter()
+                .filter(|p| owned(p))
+                .collect();
+            (plan, view_status) = compute(&ds, &nodes, &pods, &hash, now, &status);
+        }
         let mut next = Next::Done;
         for (node, pod) in std::mem::take(&mut plan.failed) {
             match self.failed_pod_allowed(&uid, &node, now) {
@@ -670,18 +673,7 @@ impl Ctl {
                 Err(wait) => next = earliest(next, wait),
             }
         }
-        let rolling = view.rolling_update();
-        for n in rolling.create_on {
-            if !plan.create_on.contains(&n) {
-                plan.create_on.push(n);
-            }
-        }
-        for p in rolling.delete {
-            if !plan.delete.contains(&p) {
-                plan.delete.push(p);
-            }
-        }
-        status = view.status(&status);
+        status = view_status;
         let result = self.apply_plan(&ds, &pods_api, &plan, &hash).await;
 
         // Pods ready but not yet available for minReadySeconds: look again then.
@@ -869,6 +861,54 @@ impl Ctl {
             .max(0) as usize;
         history::truncate(&api, &revs, &live, limit).await?;
         Ok((hash, status))
+    }
+}
+
+/// The sync's plan (manage, then the rolling update) and the status, from one view of the
+/// nodes and the DaemonSet's pods.
+fn compute(
+    ds: &DaemonSet,
+    nodes: &[Node],
+    pods: &[Pod],
+    hash: &str,
+    now: Timestamp,
+    old: &DaemonSetStatus,
+) -> (Plan, DaemonSetStatus) {
+    let mut by_node: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
+    for p in pods {
+        let terminal = matches!(phase(p), "Succeeded" | "Failed");
+        if terminal && p.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        // A pod with no node at all cannot be a daemon pod: it is replaced.
+        let node = p.spec.as_ref().and_then(target_node).unwrap_or_default();
+        by_node.entry(node).or_default().push(p);
+    }
+    let view = View {
+        ds,
+        nodes,
+        by_node,
+        hash,
+        now,
+    };
+    let mut plan = view.manage();
+    let rolling = view.rolling_update();
+    for n in rolling.create_on {
+        if !plan.create_on.contains(&n) {
+            plan.create_on.push(n);
+        }
+    }
+    for p in rolling.delete {
+        if !plan.delete.contains(&p) {
+            plan.delete.push(p);
+        }
+    }
+    (plan, view.status(old))
+}
+
+impl Plan {
+    fn is_empty(&self) -> bool {
+        self.create_on.is_empty() && self.delete.is_empty() && self.failed.is_empty()
     }
 }
 
