@@ -115,6 +115,31 @@ pub fn deletion_rank(pod: &Pod) -> impl Ord {
     )
 }
 
+/// A watch of `api` that only queues `key(obj)` for every applied or deleted object, keeping
+/// no cache (for controllers that read what they act on live).
+pub async fn watch_keys<K, Q>(
+    what: &'static str,
+    api: kube::Api<K>,
+    cfg: kube::runtime::watcher::Config,
+    queue: std::sync::Arc<crate::queue::WorkQueue<Q>>,
+    key: impl Fn(&K) -> Option<Q> + Send + 'static,
+) where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    Q: Clone + Eq + std::hash::Hash + Send + Sync + 'static,
+{
+    use kube::runtime::watcher::{watcher, Event};
+    use kube::runtime::WatchStreamExt;
+    crate::informer::for_each_event(what, watcher(api, cfg).default_backoff(), |ev| match ev {
+        Event::Apply(o) | Event::Delete(o) | Event::InitApply(o) => {
+            if let Some(k) = key(&o) {
+                queue.add(k);
+            }
+        }
+        Event::Init | Event::InitDone => {}
+    })
+    .await
+}
+
 /// List parameters that let the API server filter by a workload's selector (the caller
 /// still checks each object: an unconvertible selector lists everything).
 pub fn list_params(

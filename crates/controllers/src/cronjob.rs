@@ -26,9 +26,8 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use skiff_client::controllerref::controller_ref;
 use skiff_client::events::Recorder;
-use skiff_client::informer::watch_to_queue;
 use skiff_client::queue::{run_workers, Next, WorkQueue};
-use skiff_client::workload::{self, controller_key, is_controlled_by};
+use skiff_client::workload::{self, controller_key, is_controlled_by, watch_keys};
 
 use crate::job::is_finished;
 use schedule::Schedule;
@@ -48,14 +47,14 @@ struct Ctl {
 
 pub async fn run(client: Client) -> anyhow::Result<()> {
     let queue = WorkQueue::<Key>::new();
-    let (_, cronjobs) = watch_to_queue(
+    let cronjobs = watch_keys(
         "cronjobs",
         Api::<CronJob>::all(client.clone()),
         watcher::Config::default(),
         queue.clone(),
         |c: &CronJob| Some((c.namespace()?, c.name_any())),
     );
-    let (_, jobs) = watch_to_queue(
+    let jobs = watch_keys(
         "cronjob jobs",
         Api::<Job>::all(client.clone()),
         watcher::Config::default(),

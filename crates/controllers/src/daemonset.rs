@@ -76,7 +76,8 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
     let (pods, pod_watch) = watch_to_queue(
         "daemon pods",
         Api::<Pod>::all(client.clone()),
-        watcher::Config::default(),
+        // Every pod this controller makes carries the label: cache only those.
+        watcher::Config::default().labels(REVISION_HASH),
         queue.clone(),
         |p: &Pod| controller_key(&p.metadata, "apps/v1", "DaemonSet"),
     );

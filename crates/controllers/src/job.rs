@@ -29,9 +29,8 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use skiff_client::controllerref::controller_ref;
 use skiff_client::events::Recorder;
-use skiff_client::informer::watch_to_queue;
 use skiff_client::queue::{run_workers, Next, WorkQueue};
-use skiff_client::workload::{self, controller_key, is_controlled_by, phase};
+use skiff_client::workload::{self, controller_key, is_controlled_by, phase, watch_keys};
 
 pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 pub const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
@@ -66,17 +65,18 @@ struct BackoffRecord {
 
 pub async fn run(client: Client) -> anyhow::Result<()> {
     let queue = WorkQueue::<Key>::new();
-    let (_, jobs) = watch_to_queue(
+    let jobs = watch_keys(
         "jobs",
         Api::<Job>::all(client.clone()),
         watcher::Config::default(),
         queue.clone(),
         |j: &Job| Some((j.namespace()?, j.name_any())),
     );
-    let (_, pods) = watch_to_queue(
+    let pods = watch_keys(
         "job pods",
         Api::<Pod>::all(client.clone()),
-        watcher::Config::default(),
+        // Every pod this controller makes carries the label: watch only those.
+        watcher::Config::default().labels(CONTROLLER_UID_LABEL),
         queue.clone(),
         |p: &Pod| controller_key(&p.metadata, "batch/v1", "Job"),
     );

@@ -31,10 +31,9 @@ use kube::{Api, Client, ResourceExt};
 use skiff_client::controllerref::controller_ref;
 use skiff_client::events::Recorder;
 use skiff_client::history::{self, Current, REVISION_HASH};
-use skiff_client::informer::watch_to_queue;
 use skiff_client::queue::{run_workers, Next, WorkQueue};
 use skiff_client::selector::Selector;
-use skiff_client::workload::{self, controller_key, is_controlled_by, phase};
+use skiff_client::workload::{self, controller_key, is_controlled_by, phase, watch_keys};
 
 use crate::deployment::util::compute_hash;
 
@@ -50,17 +49,18 @@ struct Ctl {
 
 pub async fn run(client: Client) -> anyhow::Result<()> {
     let queue = WorkQueue::<Key>::new();
-    let (_, sets) = watch_to_queue(
+    let sets = watch_keys(
         "statefulsets",
         Api::<StatefulSet>::all(client.clone()),
         watcher::Config::default(),
         queue.clone(),
         |s: &StatefulSet| Some((s.namespace()?, s.name_any())),
     );
-    let (_, pods) = watch_to_queue(
+    let pods = watch_keys(
         "stateful pods",
         Api::<Pod>::all(client.clone()),
-        watcher::Config::default(),
+        // Every pod this controller makes carries the label: watch only those.
+        watcher::Config::default().labels(POD_NAME_LABEL),
         queue.clone(),
         |p: &Pod| controller_key(&p.metadata, "apps/v1", "StatefulSet"),
     );

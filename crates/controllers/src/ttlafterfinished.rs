@@ -12,16 +12,15 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::api::{DeleteParams, Preconditions, PropagationPolicy};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
-use skiff_client::informer::watch_to_queue;
 use skiff_client::queue::{run_workers, Next, WorkQueue};
-use skiff_client::workload;
+use skiff_client::workload::{self, watch_keys};
 
 type Key = (String, String);
 
 pub async fn run(client: Client) -> anyhow::Result<()> {
     let queue = WorkQueue::<Key>::new();
     // Only finished Jobs with a TTL matter; the key function filters the rest out.
-    let (_, jobs) = watch_to_queue(
+    let jobs = watch_keys(
         "ttl jobs",
         Api::<Job>::all(client.clone()),
         watcher::Config::default(),
