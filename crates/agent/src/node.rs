@@ -658,14 +658,18 @@ impl NodeCtx {
                     let t = Instant::now();
                     let prev = due[k][i].unwrap_or(t);
                     let next = match r {
+                        // Served out of turn: back to the node's own slot.
+                        Ok(()) if prev == start => {
+                            slot_after(start, intervals[k], i, n, t + intervals[k] / 2)
+                        }
                         Ok(()) => (prev + intervals[k]).max(t),
                         Err(e) => {
                             tracing::warn!(node = %self.nodes.list[i].name, "heartbeat: {e:#}");
                             t + Duration::from_secs(1).min(intervals[k])
                         }
                     };
-                    // A request for "now" that arrived meanwhile is served next.
-                    let next = if std::mem::take(&mut again[k][i]) { t } else { next };
+                    // A request for "now" that arrived meanwhile is served first.
+                    let next = if std::mem::take(&mut again[k][i]) { start } else { next };
                     due[k][i] = Some(next);
                     heap.push(std::cmp::Reverse((next, kind, i)));
                 }
@@ -678,7 +682,10 @@ impl NodeCtx {
                                 // Just written by registration: next in the node's slot.
                                 (i, slot_after(start, intervals[k], i, n, t + intervals[k] / 2))
                             }
-                            Beat::Now(i) if i < n && due[k][i].is_some() => (i, t),
+                            // Ahead of everything scheduled: when heartbeats lag, this
+                            // node is the one being marked not ready. (Re-scheduling it
+                            // at "now" instead would starve it behind the backlog.)
+                            Beat::Now(i) if i < n && due[k][i].is_some() => (i, start),
                             _ => continue,
                         };
                         let (i, at) = at;

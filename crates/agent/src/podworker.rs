@@ -270,20 +270,28 @@ impl<R: Runtime> Worker<R> {
         }
     }
 
-    /// The pod as the status builder should see it: our last write is newer than what the
-    /// watch may have delivered so far.
+    /// The pod as the status builder should see it: our last write of what the kubelet owns
+    /// is newer than what the watch may have delivered so far; conditions others own (e.g.
+    /// DisruptionTarget) are taken from the API as it is.
     fn view(&self, pod: &Pod) -> Pod {
         let mut p = pod.clone();
         if let Some(last) = &self.last {
             let st = p.status.get_or_insert_with(Default::default);
+            let owned = |t: &str| status::KUBELET_CONDITIONS.contains(&t);
             let mut conds: Vec<_> = st
                 .conditions
                 .take()
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|c| !last.conditions.iter().flatten().any(|l| l.type_ == c.type_))
+                .filter(|c| !owned(&c.type_))
                 .collect();
-            conds.extend(last.conditions.clone().unwrap_or_default());
+            conds.extend(
+                last.conditions
+                    .iter()
+                    .flatten()
+                    .filter(|c| owned(&c.type_))
+                    .cloned(),
+            );
             st.conditions = Some(conds);
             st.start_time = last.start_time.clone();
             st.pod_ips = last.pod_ips.clone().or(st.pod_ips.take());

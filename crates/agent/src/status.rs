@@ -22,7 +22,7 @@ pub const SUCCEEDED: &str = "Succeeded";
 pub const FAILED: &str = "Failed";
 
 /// The conditions the kubelet owns (upstream `PodConditionByKubelet`).
-const KUBELET_CONDITIONS: &[&str] = &[
+pub const KUBELET_CONDITIONS: &[&str] = &[
     "PodReadyToStartContainers",
     "Initialized",
     "Ready",
