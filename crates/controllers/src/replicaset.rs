@@ -11,7 +11,7 @@
 //! carries the `ReplicaFailure` condition while creating or deleting fails.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,6 +34,9 @@ use skiff_client::controllerref::{self, claim, controller_of, controller_ref, Cl
 use skiff_client::events::Recorder;
 use skiff_client::expectations::Expectations;
 use skiff_client::selector::Selector;
+use skiff_client::workload::{
+    is_active, is_available, is_ready, namespace_terminating, phase, ready_since,
+};
 
 use crate::informer::{for_each_event, watch_to_queue};
 use crate::queue::{run_workers, Next, WorkQueue};
@@ -221,66 +224,26 @@ fn refers_to<K: Resource<DynamicType = ()>>(
     r.kind == K::kind(&()) && ref_group == group
 }
 
-// ---- pod predicates (k8s.io/kubernetes/pkg/api/v1/pod) ----
-
-pub fn pod_phase(p: &Pod) -> &str {
-    p.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("")
-}
-
-/// `controller.IsPodActive`: not terminated and not being deleted.
-pub fn pod_active(p: &Pod) -> bool {
-    !matches!(pod_phase(p), "Succeeded" | "Failed") && p.metadata.deletion_timestamp.is_none()
-}
-
-fn ready_condition(p: &Pod) -> Option<&k8s_openapi::api::core::v1::PodCondition> {
-    p.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready")
-}
-
-/// The pod's `Ready` condition is `True`.
-pub fn pod_ready(p: &Pod) -> bool {
-    ready_condition(p).is_some_and(|c| c.status == "True")
-}
-
-/// When a ready pod became ready.
-fn ready_since(p: &Pod) -> Option<Timestamp> {
-    ready_condition(p)
-        .filter(|c| c.status == "True")
-        .and_then(|c| c.last_transition_time.as_ref())
-        .map(|t| t.0)
-}
+// ---- pod availability ----
 
 /// Seconds until a ready pod becomes available (`podutil.IsPodAvailable`): `Some(0)` when
-/// it is, `None` when it is not ready.
+/// it is, `None` when it is not ready or will never be (no ready transition time).
 pub fn until_available(p: &Pod, min_ready_seconds: i32, now: Timestamp) -> Option<i64> {
-    if !pod_ready(p) {
+    if !is_ready(p) {
         return None;
     }
     if min_ready_seconds <= 0 {
         return Some(0);
     }
-    let Some(since) = ready_since(p) else {
-        return Some(0);
-    };
+    let since = ready_since(p)?;
     let ready_for = now.as_second() - since.as_second();
     Some((i64::from(min_ready_seconds) - ready_for).max(0))
-}
-
-pub fn pod_available(p: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
-    until_available(p, min_ready_seconds, now) == Some(0)
 }
 
 // ---- deletion ranking (controller.ActivePodsWithRanks) ----
 
 fn phase_ordinal(p: &Pod) -> u8 {
-    match pod_phase(p) {
+    match phase(p) {
         "Pending" => 0,
         "Unknown" => 1,
         "Running" => 2,
@@ -340,8 +303,8 @@ pub fn deletion_order(a: (&Pod, usize), b: (&Pod, usize), now: Timestamp) -> Ord
         return phase_ordinal(pa).cmp(&phase_ordinal(pb));
     }
     // 3. not ready < ready
-    if pod_ready(pa) != pod_ready(pb) {
-        return pod_ready(pa).cmp(&pod_ready(pb));
+    if is_ready(pa) != is_ready(pb) {
+        return is_ready(pa).cmp(&is_ready(pb));
     }
     // 4. lower deletion cost < higher
     if deletion_cost(pa) != deletion_cost(pb) {
@@ -353,7 +316,7 @@ pub fn deletion_order(a: (&Pod, usize), b: (&Pod, usize), now: Timestamp) -> Ord
     }
     let uid = |p: &Pod| p.metadata.uid.clone().unwrap_or_default();
     // 6. ready for less time < more time (log-scaled); zero times first
-    if pod_ready(pa) && pod_ready(pb) {
+    if is_ready(pa) && is_ready(pb) {
         let (ta, tb) = (ready_since(pa), ready_since(pb));
         if ta != tb {
             match (ta, tb) {
@@ -400,7 +363,7 @@ pub fn pods_to_delete(pods: &[Pod], related: &[Pod], n: usize, now: Timestamp) -
         return pods.to_vec();
     }
     let mut on_node: HashMap<&str, usize> = HashMap::new();
-    for p in related.iter().filter(|p| pod_active(p)) {
+    for p in related.iter().filter(|p| is_active(p)) {
         if let Some(node) = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
             *on_node.entry(node).or_default() += 1;
         }
@@ -452,10 +415,10 @@ pub fn calculate_status<K: ReplicaOwner>(
                 .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
         })
         .count() as i32;
-    st.ready_replicas = pods.iter().filter(|p| pod_ready(p)).count() as i32;
+    st.ready_replicas = pods.iter().filter(|p| is_ready(p)).count() as i32;
     st.available_replicas = pods
         .iter()
-        .filter(|p| pod_available(p, owner.min_ready_seconds(), now))
+        .filter(|p| is_available(p, owner.min_ready_seconds(), now))
         .count() as i32;
     st.observed_generation = owner.meta().generation.unwrap_or(0);
     let has_failure = st.conditions.iter().any(|c| c.type_ == REPLICA_FAILURE);
@@ -498,10 +461,6 @@ pub fn api_message(e: &kube::Error) -> String {
         kube::Error::Api(s) => s.message.clone(),
         other => other.to_string(),
     }
-}
-
-fn namespace_terminating(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.is_forbidden() && s.message.contains("because it is being terminated"))
 }
 
 struct Ctl<K: ReplicaOwner> {
@@ -662,7 +621,7 @@ impl<K: ReplicaOwner> Ctl<K> {
             .pods
             .state()
             .iter()
-            .filter(|p| p.namespace().as_deref() == Some(ns) && pod_active(p))
+            .filter(|p| p.namespace().as_deref() == Some(ns) && is_active(p))
             .map(|p| (**p).clone())
             .collect();
         let pods = self.claim_pods(&owner, &selector, all.clone()).await?;
@@ -906,16 +865,16 @@ impl<K: ReplicaOwner> Ctl<K> {
     }
 }
 
-/// Labels as a map (for tests and callers building pods).
-pub fn labels(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-    kv.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    fn labels(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
     use k8s_openapi::api::core::v1::{PodCondition, PodSpec, PodStatus};
 
     fn ts(secs_ago: i64) -> Time {
@@ -1004,8 +963,8 @@ mod tests {
     fn availability_honours_min_ready_seconds() {
         let now = Timestamp::now();
         let p = pod("p", Some("n"), "Running", Some(3), 10);
-        assert!(pod_available(&p, 0, now));
-        assert!(!pod_available(&p, 10, now));
+        assert!(is_available(&p, 0, now));
+        assert!(!is_available(&p, 10, now));
         assert_eq!(until_available(&p, 10, now), Some(7));
         assert_eq!(
             until_available(&pod("q", None, "Pending", None, 1), 10, now),
