@@ -447,10 +447,13 @@ fn deployment_flow(s: &Server) {
     // Scale to zero and back.
     s.ok(&["scale", "deployment/web", "--replicas=0"]);
     eventually("no pods", || active_pods(s, "app=web").is_empty());
+    eventually("the status counts no replicas", || {
+        let st = &s.get_json(&["deployment", "web"])["status"];
+        st["replicas"].as_i64().unwrap_or(0) == 0
+    });
     s.ok(&["scale", "deployment/web", "--replicas=3"]);
     s.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
-    let pods = active_pods(s, "app=web");
-    assert_eq!(pods.len(), 3, "{pods:#?}\n{:#?}", rs_of(s, "web"));
+    eventually("3 pods again", || active_pods(s, "app=web").len() == 3);
 
     // Paused: template changes wait, scaling does not.
     s.ok(&["rollout", "pause", "deployment/web"]);

@@ -14,6 +14,14 @@ use super::util::{self, *};
 use super::Ctl;
 use crate::queue::Next;
 
+/// The available replicas a scale-down may count on: the status, but never more than
+/// the size. Right after a ReplicaSet was scaled down its status still counts the pods
+/// being deleted; upstream counts them and can briefly go below `replicas -
+/// maxUnavailable` ready pods; this does not.
+fn available_now(rs: &ReplicaSet) -> i32 {
+    rs_available(rs).min(rs_replicas(rs))
+}
+
 fn active(rss: &[ReplicaSet]) -> Vec<ReplicaSet> {
     rss.iter().filter(|r| rs_replicas(r) > 0).cloned().collect()
 }
@@ -54,7 +62,7 @@ impl Ctl {
                 max_unavailable(d),
                 total,
                 rs_replicas(&new),
-                rs_available(&new),
+                available_now(&new),
             );
             if budget > 0 {
                 let mut old = active(&set.old);
@@ -63,7 +71,7 @@ impl Ctl {
                     .iter()
                     .map(|r| OldRs {
                         replicas: rs_replicas(r),
-                        available: rs_available(r),
+                        available: available_now(r),
                     })
                     .collect();
                 let mut scaled_down = 0;
@@ -77,12 +85,12 @@ impl Ctl {
                 }
                 let mut after: Vec<ReplicaSet> = old.clone();
                 after.push(new.clone());
-                let available: i32 = after.iter().map(rs_available).sum();
+                let available: i32 = after.iter().map(available_now).sum();
                 let nums: Vec<OldRs> = old
                     .iter()
                     .map(|r| OldRs {
                         replicas: rs_replicas(r),
-                        available: rs_available(r),
+                        available: available_now(r),
                     })
                     .collect();
                 let sizes = scale_down_old(&nums, available, desired - max_unavailable(d));
@@ -165,7 +173,7 @@ impl Ctl {
             p.namespace().as_deref() == Some(ns.as_str())
                 && controller_of(&p.metadata)
                     .is_some_and(|r| Some(&r.uid) != new_uid.as_ref() && ours.contains(&r.uid))
-                && !matches!(crate::replicaset::pod_phase(p), "Succeeded" | "Failed")
+                && !matches!(skiff_client::workload::phase(p), "Succeeded" | "Failed")
         })
     }
 }
