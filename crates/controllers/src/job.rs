@@ -27,7 +27,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use skiff_client::controllerref::controller_ref;
+use skiff_client::controllerref::{controller_of, controller_ref};
 use skiff_client::events::Recorder;
 use skiff_client::queue::{run_workers, Next, WorkQueue};
 use skiff_client::workload::{self, controller_key, is_controlled_by, phase, watch_keys};
@@ -78,7 +78,7 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
         // Every pod this controller makes carries the label: watch only those.
         watcher::Config::default().labels(CONTROLLER_UID_LABEL),
         queue.clone(),
-        |p: &Pod| controller_key(&p.metadata, "batch/v1", "Job"),
+        job_key_of_pod,
     );
     let ctl = Arc::new(Ctl {
         recorder: Recorder::new(client.clone(), "job-controller"),
@@ -444,13 +444,18 @@ impl Ctl {
             return Ok(Next::Done);
         };
         let uid = job.uid().unwrap_or_default();
-        let pods: Vec<Pod> = pods_api
-            .list(&ListParams::default().labels(&format!("{CONTROLLER_UID_LABEL}={uid}")))
+        // By name, not UID: pods of an earlier Job of the same name (deleted, so its
+        // controller is gone) are seen too, and lose the tracking finalizer.
+        let (pods, stale): (Vec<Pod>, Vec<Pod>) = pods_api
+            .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={name}")))
             .await?
             .items
             .into_iter()
-            .filter(|p| is_controlled_by(&p.metadata, &uid))
-            .collect();
+            .filter(job_or_orphan)
+            .partition(|p| is_controlled_by(&p.metadata, &uid));
+        for p in stale.iter().filter(|p| has_finalizer(p)) {
+            remove_finalizer(&pods_api, p).await?;
+        }
         if is_finished(&job) {
             // Pods left with the finalizer (e.g. created while the status was written).
             for p in pods.iter().filter(|p| has_finalizer(p)) {
@@ -1081,14 +1086,31 @@ impl Ctl {
         let pods = api
             .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job_name}")))
             .await?;
-        for pod in pods.items.iter().filter(|p| has_finalizer(p)) {
-            if controller_key(&pod.metadata, "batch/v1", "Job").is_some_and(|(_, n)| n == job_name)
-            {
-                remove_finalizer(api, pod).await?;
-            }
+        for pod in pods
+            .items
+            .iter()
+            .filter(|p| has_finalizer(p) && job_or_orphan(p))
+        {
+            remove_finalizer(api, pod).await?;
         }
         Ok(())
     }
+}
+
+/// The Job a pod event concerns: its controller, or, for a pod orphaned with the tracking
+/// finalizer still on (its Job deleted with `propagationPolicy: Orphan`), the Job its
+/// labels name, whose sync releases it (`syncOrphanPod`).
+fn job_key_of_pod(p: &Pod) -> Option<Key> {
+    controller_key(&p.metadata, "batch/v1", "Job").or_else(|| {
+        let orphan = has_finalizer(p) && controller_of(&p.metadata).is_none();
+        orphan.then(|| Some((p.namespace()?, p.labels().get(JOB_NAME_LABEL)?.clone())))?
+    })
+}
+
+/// Controlled by a Job, or by nothing: a pod whose tracking finalizer is this controller's
+/// to manage (pods of other controllers are left alone).
+fn job_or_orphan(p: &Pod) -> bool {
+    controller_of(&p.metadata).is_none_or(|r| r.kind == "Job" && r.api_version == "batch/v1")
 }
 
 fn earliest(next: Next, d: Duration) -> Next {
@@ -1181,7 +1203,7 @@ pub fn pod_from_template(job: &Job, template: &PodTemplateSpec, index: Option<i3
         (LEGACY_CONTROLLER_UID_LABEL, &uid),
         (LEGACY_JOB_NAME_LABEL, &name),
     ] {
-        labels.entry(k.to_string()).or_insert_with(|| v.clone());
+        labels.insert(k.to_string(), v.clone());
     }
     let mut annotations = tm.annotations.clone().unwrap_or_default();
     let mut finalizers = tm.finalizers.clone().unwrap_or_default();

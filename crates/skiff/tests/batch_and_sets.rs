@@ -352,16 +352,16 @@ spec:
     eventually("a pod once resumed", || {
         pods(&s, &format!("{JOB_LABEL}=later")).len() == 1
     });
-    let j = s.get_json(&["job", "later"]);
-    let c = j["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Suspended")
-        .unwrap()
-        .clone();
-    assert_eq!(c["status"], json!("False"));
-    assert_eq!(c["reason"], json!("JobResumed"));
+    eventually("Suspended False: JobResumed", || {
+        let j = s.get_json(&["job", "later"]);
+        j["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                c["type"] == "Suspended" && c["status"] == "False" && c["reason"] == "JobResumed"
+            })
+    });
     assert!(has_event(&s, "later", "Suspended"));
 }
 
@@ -432,8 +432,11 @@ spec:
         job["metadata"]["ownerReferences"][0]["kind"],
         json!("CronJob")
     );
+    // The status follows the Job's creation.
+    eventually("the Job in status.active", || {
+        s.get_json(&["cronjob", "tick"])["status"]["active"][0]["name"] == json!(jname)
+    });
     let cj = s.get_json(&["cronjob", "tick"]);
-    assert_eq!(cj["status"]["active"][0]["name"], json!(jname));
     let last = cj["status"]["lastScheduleTime"].as_str().unwrap();
     let parsed: Vec<&str> = last.split(['T', ':']).collect();
     assert_eq!(
@@ -874,4 +877,50 @@ spec:
     let j = s.get_json(&["job", "crash"]);
     assert_eq!(j["status"]["failed"], json!(2));
     assert_eq!(pods(&s, "batch.kubernetes.io/job-name=crash").len(), 2);
+}
+
+#[test]
+fn deleted_jobs_never_leave_pods_stuck_on_the_tracking_finalizer() {
+    let s = Server::start();
+    let job = s.manifest(
+        "job.yaml",
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: gone}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: main, image: busybox}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: orphaned}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: main, image: busybox}]
+"#,
+    );
+    s.ok(&["create", "-f", &job]);
+    for j in ["gone", "orphaned"] {
+        eventually("a pod", || pods(&s, &format!("{JOB_LABEL}={j}")).len() == 1);
+    }
+    // Cascading delete: the garbage collector deletes the pod, the finalizer is released.
+    s.ok(&["delete", "job", "gone"]);
+    eventually("the deleted Job's pod is gone", || {
+        pods(&s, &format!("{JOB_LABEL}=gone")).is_empty()
+    });
+    // Orphaning delete: the pod stays, without the Job and without the finalizer.
+    s.ok(&["delete", "job", "orphaned", "--cascade=orphan"]);
+    eventually("the orphan's finalizer released", || {
+        let ps = pods(&s, &format!("{JOB_LABEL}=orphaned"));
+        ps.len() == 1
+            && ps[0]["metadata"]["ownerReferences"].is_null()
+            && ps[0]["metadata"]["finalizers"]
+                .as_array()
+                .is_none_or(|f| f.is_empty())
+    });
 }
