@@ -4,6 +4,8 @@
 //! over one HTTP/2 connection with concurrent streams, list time and watch delivery
 //! latency.
 //!
+//! `skiff-load scheduler` measures scheduling throughput instead (see [`scheduler`]).
+//!
 //! It is a measuring tool, not a test: it asserts nothing about timings and is not run by
 //! the test suite. It talks to the server only over HTTPS with the admin client
 //! certificate, like any other client; it must not link the server's crates (only
@@ -25,6 +27,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
+
+mod scheduler;
 
 #[derive(Parser, Debug)]
 #[command(name = "skiff-load", about = "Load and measure a real `skiff server`")]
@@ -53,6 +57,14 @@ struct Args {
     /// Times each start-up is measured (the median is reported).
     #[arg(long, default_value_t = 3)]
     starts: usize,
+    #[command(subcommand)]
+    mode: Option<Mode>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Mode {
+    /// Scheduling throughput: N nodes, then M pods, timed to the last binding.
+    Scheduler(scheduler::SchedulerArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -77,7 +89,10 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run(&args, &skiff))
+    match &args.mode {
+        Some(Mode::Scheduler(s)) => rt.block_on(scheduler::run(&skiff, &args.datastore, s)),
+        None => rt.block_on(run(&args, &skiff)),
+    }
 }
 
 /// A running `skiff server`.

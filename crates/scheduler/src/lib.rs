@@ -52,7 +52,7 @@ impl Options {
             scheduler_name: DEFAULT_SCHEDULER_NAME.into(),
             identity: identity.into(),
             percentage_of_nodes_to_score: None,
-            bind_concurrency: 64,
+            bind_concurrency: 256,
         }
     }
 }

@@ -221,4 +221,35 @@ mod tests {
             Err(Error::NoNodes)
         ));
     }
+
+    /// The scheduling cycle alone (PreFilter, Filter, Score, assume) at scheduler_perf's
+    /// SchedulingBasic shape, without the API. A measurement, not a test of timing: run
+    /// with `cargo test -p skiff-scheduler --release -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "measurement"]
+    fn cycle_throughput() {
+        for nodes in [1000usize, 5000] {
+            let mut c = Cache::default();
+            for i in 0..nodes {
+                let labels = json!({"kubernetes.io/hostname": format!("n{i}"),
+                    "topology.kubernetes.io/zone": format!("zone-{}", i % 10)});
+                c.set_node(node(&format!("n{i}"), labels, "4", "32Gi").node.clone());
+            }
+            let pods: Vec<_> = (0..10_000)
+                .map(|i| pod(&format!("p{i}"), requests("100m", "500Mi")))
+                .collect();
+            let mut rng = Rng::new();
+            let t = std::time::Instant::now();
+            for p in &pods {
+                let n = schedule(&mut c, p, None, &mut rng).unwrap();
+                c.assume(p.clone(), &n);
+            }
+            let took = t.elapsed();
+            eprintln!(
+                "{nodes} nodes, 10000 pods: {:.0} pods/s ({:.1} µs per pod)",
+                10_000.0 / took.as_secs_f64(),
+                took.as_secs_f64() * 1e6 / 10_000.0
+            );
+        }
+    }
 }
