@@ -742,3 +742,52 @@ spec:
         .collect();
     assert_eq!(revisions, ["3", "4"], "{history}");
 }
+
+#[test]
+fn pods_count_as_available_after_min_ready_seconds() {
+    let s = Server::start();
+    let _agent = s.start_agent(&["--simulate", "2"]);
+    let f = s.manifest(
+        "slow.yaml",
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: slow
+spec:
+  replicas: 2
+  minReadySeconds: 5
+  selector:
+    matchLabels: {app: slow}
+  template:
+    metadata:
+      labels: {app: slow}
+    spec:
+      containers:
+      - name: c
+        image: app:1
+"#,
+    );
+    let mut w = s.watch(
+        33,
+        &[
+            "rs",
+            "-l",
+            "app=slow",
+            "-o",
+            "jsonpath={.status.readyReplicas}/{.status.availableReplicas}{\"\\n\"}",
+        ],
+    );
+    s.ok(&["apply", "-f", &f]);
+    // Ready first, available only once the pods have been ready for minReadySeconds
+    // (nothing else happens meanwhile: the controller must come back by itself).
+    eventually("both pods available", || {
+        s.get_json(&["deployment", "slow"])["status"]["availableReplicas"] == 2
+    });
+    w.wait_for("the ReplicaSet's 2/2", |l| l == "2/2");
+    assert!(
+        w.lines.iter().any(|l| l.starts_with("2/") && l != "2/2"),
+        "ready before available: {:?}",
+        w.lines
+    );
+}
