@@ -594,8 +594,9 @@ impl View<'_> {
                 st.number_misscheduled += 1;
             }
         }
-        st.number_available = Some(available);
-        st.updated_number_scheduled = Some(updated);
+        // Zeros omitted, as Go's omitempty does for these two.
+        st.number_available = (available > 0).then_some(available);
+        st.updated_number_scheduled = (updated > 0).then_some(updated);
         let unavailable = st.desired_number_scheduled - available;
         st.number_unavailable = (unavailable > 0).then_some(unavailable);
         st

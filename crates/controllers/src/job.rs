@@ -662,7 +662,7 @@ impl Ctl {
         }
 
         let mut needs_flush = suspend_changed
-            || status.active != Some(active)
+            || status.active.unwrap_or(0) != active
             || status.ready != Some(ready)
             || status.terminating != Some(terminating)
             || job.status.as_ref().and_then(|s| s.start_time.as_ref())
@@ -881,6 +881,19 @@ impl Ctl {
         if let Some(u) = status.uncounted_terminated_pods.as_mut() {
             u.succeeded = u.succeeded.take().filter(|v| !v.is_empty());
             u.failed = u.failed.take().filter(|v| !v.is_empty());
+        }
+        if status.completed_indexes.as_deref() == Some("") {
+            status.completed_indexes = None;
+        }
+        // So are zero counters (`ready` and `terminating` are pointers upstream: kept).
+        for c in [
+            &mut status.active,
+            &mut status.succeeded,
+            &mut status.failed,
+        ] {
+            if *c == Some(0) {
+                *c = None;
+            }
         }
         j.status = Some(status);
         j.metadata.managed_fields = None;
