@@ -168,6 +168,7 @@ fn dispatch<R: Runtime>(ctx: &Arc<Ctx<R>>, workers: &mut HashMap<String, Arc<Slo
         start_time: Timestamp::now(),
         last: None,
         backoff: BTreeMap::new(),
+        backoff_announced: HashSet::new(),
         deleted: false,
     };
     tokio::spawn(worker.run());
@@ -211,6 +212,8 @@ struct Worker<R> {
     last: Option<PodStatus>,
     /// Containers in restart back-off and the back-off they wait out.
     backoff: BTreeMap<String, Duration>,
+    /// (container, attempt) whose back-off already has its BackOff event.
+    backoff_announced: HashSet<(String, u32)>,
     /// The final delete was issued; only the pod's removal is awaited.
     deleted: bool,
 }
@@ -471,6 +474,15 @@ impl<R: Runtime> Worker<R> {
                     let left = delay.saturating_sub(Duration::from_millis(elapsed_ms));
                     if !left.is_zero() {
                         self.backoff.insert(c.name.clone(), delay);
+                        self.backoff_announced
+                            .retain(|(n, a)| *n != c.name || *a >= cur.attempt);
+                        if self.backoff_announced.insert((c.name.clone(), cur.attempt)) {
+                            let msg = format!(
+                                "Back-off restarting failed container {} in pod {}_{}({})",
+                                c.name, self.name, self.namespace, self.uid
+                            );
+                            self.warning(pod, c, kind, "BackOff", &msg).await;
+                        }
                         let at = Instant::now() + left;
                         *wake = Some(wake.map_or(at, |w| w.min(at)));
                         return Ok(Outcome::Waiting);
@@ -535,17 +547,31 @@ impl<R: Runtime> Worker<R> {
         Ok(())
     }
 
+    async fn warning(&self, pod: &Pod, c: &Container, kind: Kind, reason: &str, msg: &str) {
+        self.record(pod, c, kind, events::WARNING, reason, msg)
+            .await
+    }
+
     async fn event(&self, pod: &Pod, c: &Container, kind: Kind, reason: &str, msg: &str) {
+        self.record(pod, c, kind, events::NORMAL, reason, msg).await
+    }
+
+    async fn record(
+        &self,
+        pod: &Pod,
+        c: &Container,
+        kind: Kind,
+        type_: &str,
+        reason: &str,
+        msg: &str,
+    ) {
         let mut r = events::reference(pod);
         r.field_path = Some(match kind {
             Kind::Regular => format!("spec.containers{{{}}}", c.name),
             _ => format!("spec.initContainers{{{}}}", c.name),
         });
         let _permit = self.ctx.api.acquire().await;
-        self.node
-            .recorder
-            .record(&r, events::NORMAL, reason, msg)
-            .await;
+        self.node.recorder.record(&r, type_, reason, msg).await;
     }
 
     async fn post(&mut self, pod: &Pod, st: PodStatus) -> anyhow::Result<()> {

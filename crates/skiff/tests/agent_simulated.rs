@@ -323,6 +323,16 @@ fn pods_on_simulated_nodes_run_complete_restart_and_delete() {
             >= 1
     });
     assert_eq!(s.get_json(&["pod", "loop"])["status"]["phase"], "Running");
+    eventually("a BackOff warning once loop crash-loops", || {
+        let evs = s.get_json(&[
+            "events",
+            "--field-selector",
+            "involvedObject.name=loop,reason=BackOff",
+        ]);
+        evs["items"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|e| e["type"] == "Warning"))
+    });
 
     // A node whose heartbeat is stopped is a hung kubelet: its deleted pods stay
     // Terminating until it comes back.
