@@ -2,7 +2,7 @@
 //! identities `<set>-<ordinal>` (hostname = pod name, subdomain = `serviceName`, labels
 //! `statefulset.kubernetes.io/pod-name` and `apps.kubernetes.io/pod-index`) and stable
 //! storage (a PersistentVolumeClaim `<claim>-<set>-<ordinal>` per volumeClaimTemplate,
-//! created before its pod, never deleted by scale-down).
+//! created before its pod, kept on scale-down unless the retention policy says otherwise).
 //!
 //! `OrderedReady` creates pods one at a time in ordinal order, each once its predecessors
 //! are Running and Ready, and removes them from the highest ordinal down, one at a time;
@@ -12,8 +12,10 @@
 //! `OnDelete` leaves replacement to whoever deletes pods.
 //!
 //! The set, its pods, claims and revisions are read live at each sync; watches of sets and
-//! their pods trigger syncs. Not implemented: `maxUnavailable` for rolling updates,
-//! `persistentVolumeClaimRetentionPolicy.whenScaled: Delete`, adoption of orphans.
+//! their pods trigger syncs. `persistentVolumeClaimRetentionPolicy`: `whenDeleted: Delete`
+//! makes the set an owner of its claims, `whenScaled: Delete` makes a condemned pod the
+//! owner of its claims before it is deleted (the garbage collector does the rest). Not
+//! implemented: `maxUnavailable` for rolling updates, adoption of orphans.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -141,6 +143,14 @@ fn min_ready(set: &StatefulSet) -> i32 {
         .as_ref()
         .and_then(|s| s.min_ready_seconds)
         .unwrap_or(0)
+}
+
+fn claims_deleted_on_scale_down(set: &StatefulSet) -> bool {
+    set.spec
+        .as_ref()
+        .and_then(|s| s.persistent_volume_claim_retention_policy.as_ref())
+        .and_then(|p| p.when_scaled.as_deref())
+        == Some("Delete")
 }
 
 fn running_and_ready(p: &Pod) -> bool {
@@ -502,7 +512,21 @@ impl Ctl {
                     };
                     self.create(&set, &pods_api, template, ordinal, rev).await
                 }
-                Action::Delete(pod) => self.delete(&set, &pods_api, &pod).await,
+                Action::Delete(pod) => {
+                    let condemned = ordinal(name, &pod).is_some_and(|o| {
+                        o < start_ordinal(&set) || o >= start_ordinal(&set) + replicas(&set)
+                    });
+                    let owner = pods.iter().find(|p| p.name_any() == pod);
+                    match owner {
+                        Some(p) if condemned && claims_deleted_on_scale_down(&set) => {
+                            match self.hand_claims_to(&set, p).await {
+                                Ok(()) => self.delete(&set, &pods_api, &pod).await,
+                                Err(e) => Err(e),
+                            }
+                        }
+                        _ => self.delete(&set, &pods_api, &pod).await,
+                    }
+                }
             };
             if let Err(e) = r {
                 first_err = Some(e);
@@ -612,6 +636,49 @@ impl Ctl {
                 Err(e.into())
             }
         }
+    }
+
+    /// `whenScaled: Delete`: before a condemned pod goes, its claims get it as an owner, so
+    /// the garbage collector deletes them after it.
+    async fn hand_claims_to(&self, set: &StatefulSet, pod: &Pod) -> anyhow::Result<()> {
+        let Some(o) = ordinal(&set.name_any(), &pod.name_any()) else {
+            return Ok(());
+        };
+        let pvcs: Api<PersistentVolumeClaim> =
+            Api::namespaced(self.client.clone(), &set.namespace().unwrap_or_default());
+        let owner = OwnerReference {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name: pod.name_any(),
+            uid: pod.uid().unwrap_or_default(),
+            controller: None,
+            block_owner_deletion: None,
+        };
+        for claim in claims_for(set, o) {
+            let Some(existing) = pvcs.get_opt(&claim.name_any()).await? else {
+                continue;
+            };
+            let mut refs = existing
+                .metadata
+                .owner_references
+                .clone()
+                .unwrap_or_default();
+            if refs.iter().any(|r| r.uid == owner.uid) {
+                continue;
+            }
+            refs.push(owner.clone());
+            let patch = serde_json::json!({"metadata": {
+                "ownerReferences": refs,
+                "resourceVersion": existing.metadata.resource_version,
+            }});
+            pvcs.patch(
+                &claim.name_any(),
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     async fn delete(&self, set: &StatefulSet, api: &Api<Pod>, pod: &str) -> anyhow::Result<()> {

@@ -927,3 +927,44 @@ spec:
                 .is_none_or(|f| f.is_empty())
     });
 }
+
+#[test]
+fn parallel_statefulset_with_claims_deleted_on_scale_down() {
+    let s = Server::start();
+    let sts = s.manifest(
+        "sts.yaml",
+        r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: db
+  replicas: 3
+  podManagementPolicy: Parallel
+  persistentVolumeClaimRetentionPolicy: {whenScaled: Delete, whenDeleted: Retain}
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: main, image: "db:1"}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+"#,
+    );
+    s.ok(&["create", "-f", &sts]);
+    // Parallel: all three at once, none of them ready (no nodes here).
+    eventually("three pods and claims", || {
+        pods(&s, "app=db").len() == 3 && (0..3).all(|n| s.exists(&["pvc", &format!("data-db-{n}")]))
+    });
+    s.ok(&["scale", "sts/db", "--replicas=1"]);
+    eventually("scaled down, claims of removed pods deleted", || {
+        pods(&s, "app=db").len() == 1
+            && !s.exists(&["pvc", "data-db-1"])
+            && !s.exists(&["pvc", "data-db-2"])
+    });
+    assert!(s.exists(&["pvc", "data-db-0"]));
+    assert_eq!(name(&pods(&s, "app=db")[0]), "db-0");
+}
