@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Patch, PatchParams};
+use kube::api::{PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -45,7 +45,6 @@ pub(crate) struct Ctl {
     client: Client,
     deployments: Store<Deployment>,
     rss: Store<ReplicaSet>,
-    pods: Store<Pod>,
     recorder: Recorder,
 }
 
@@ -59,12 +58,10 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
         |d: &Deployment| Some(key_of(d)),
     );
     let (rss, rs_writer) = reflector::store::<ReplicaSet>();
-    let (pods, pod_writer) = reflector::store::<Pod>();
     let ctl = Arc::new(Ctl {
         client: client.clone(),
         deployments,
         rss,
-        pods,
         recorder: Recorder::new(client.clone(), CONTROLLER),
     });
 
@@ -85,16 +82,18 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
         }
         Event::Init | Event::InitDone => {}
     });
-    // Pods matter for Recreate: the new ReplicaSet waits until the old pods are gone.
-    let pod_stream = reflector::reflector(
-        pod_writer,
-        watcher::watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-            .default_backoff(),
-    );
+    // Pods matter for Recreate, whose new ReplicaSet waits until the old pods are gone:
+    // their deletions requeue the Deployment. Only metadata is watched and nothing is
+    // kept; the pods themselves are listed live when a Recreate rollout needs them.
+    let pod_stream = watcher::watcher(
+        Api::<PartialObjectMeta<Pod>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff();
     let (c, q) = (ctl.clone(), queue.clone());
     let pod_watch = for_each_event("pods", pod_stream, move |ev| {
         if let Event::Delete(p) = ev {
-            if let Some(k) = c.deployment_of_pod(&p) {
+            if let Some(k) = c.deployment_of_pod(&p.metadata) {
                 q.add(k);
             }
         }
@@ -134,9 +133,9 @@ impl Ctl {
             .collect()
     }
 
-    fn deployment_of_pod(&self, p: &Pod) -> Option<String> {
-        let r = controller_of(&p.metadata)?;
-        let ns = p.namespace().unwrap_or_default();
+    fn deployment_of_pod(&self, p: &kube::api::ObjectMeta) -> Option<String> {
+        let r = controller_of(p)?;
+        let ns = p.namespace.clone().unwrap_or_default();
         let rs = self.rss.get(&ObjectRef::new(&r.name).within(&ns))?;
         let d = controller_of(&rs.metadata)?;
         (d.kind == "Deployment").then(|| format!("{ns}/{}", d.name))

@@ -7,7 +7,8 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::ResourceExt;
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
 use skiff_client::controllerref::controller_of;
 
 use super::util::{self, *};
@@ -132,7 +133,7 @@ impl Ctl {
                 .sync_rollout_status(d, &set.all(), set.new.as_ref())
                 .await;
         }
-        if self.old_pods_running(set.new.as_ref(), &set.old, d) {
+        if self.old_pods_running(set.new.as_ref(), &set.old, d).await? {
             return self
                 .sync_rollout_status(d, &set.all(), set.new.as_ref())
                 .await;
@@ -156,24 +157,32 @@ impl Ctl {
     }
 
     /// `oldPodsRunning`: old ReplicaSets still report pods, or pods of ReplicaSets other
-    /// than the new one are not yet terminated.
-    fn old_pods_running(
+    /// than the new one are not yet gone (terminating pods count), listed live.
+    async fn old_pods_running(
         &self,
         new: Option<&ReplicaSet>,
         old: &[ReplicaSet],
         d: &Deployment,
-    ) -> bool {
+    ) -> anyhow::Result<bool> {
         if old.iter().map(rs_status_replicas).sum::<i32>() > 0 {
-            return true;
+            return Ok(true);
         }
-        let ns = d.namespace().unwrap_or_default();
+        let Some(selector) = d.spec.as_ref().map(|s| s.selector.clone()) else {
+            return Ok(false);
+        };
+        let selector = kube::core::Selector::try_from(selector)
+            .map_err(|e| anyhow::anyhow!("invalid selector: {e}"))?;
+        let api: Api<Pod> =
+            Api::namespaced(self.client.clone(), &d.namespace().unwrap_or_default());
+        let pods = api
+            .list(&ListParams::default().labels(&selector.to_string()))
+            .await?;
         let new_uid = new.and_then(|n| n.metadata.uid.clone());
         let ours: Vec<String> = old.iter().filter_map(|r| r.metadata.uid.clone()).collect();
-        self.pods.state().iter().any(|p: &std::sync::Arc<Pod>| {
-            p.namespace().as_deref() == Some(ns.as_str())
-                && controller_of(&p.metadata)
-                    .is_some_and(|r| Some(&r.uid) != new_uid.as_ref() && ours.contains(&r.uid))
+        Ok(pods.items.iter().any(|p| {
+            controller_of(&p.metadata)
+                .is_some_and(|r| Some(&r.uid) != new_uid.as_ref() && ours.contains(&r.uid))
                 && !matches!(skiff_client::workload::phase(p), "Succeeded" | "Failed")
-        })
+        }))
     }
 }
