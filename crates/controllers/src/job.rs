@@ -12,8 +12,9 @@
 //!
 //! Unlike upstream, the Job and its pods are read live from the API at each sync (watches
 //! only trigger syncs), so no expectations are needed to avoid acting on a stale cache.
-//! Not implemented: `backoffLimitPerIndex`/`maxFailedIndexes`, `successPolicy`,
-//! `managedBy`, adoption of orphan pods that match a manual selector.
+//! Jobs whose `spec.managedBy` names another controller are left alone. Not implemented:
+//! `backoffLimitPerIndex`/`maxFailedIndexes`, `successPolicy`, adoption of orphan pods
+//! that match a manual selector.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,8 @@ pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 pub const LEGACY_CONTROLLER_UID_LABEL: &str = "controller-uid";
 pub const LEGACY_JOB_NAME_LABEL: &str = "job-name";
 pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
+/// The `spec.managedBy` value that means this controller (as absent does).
+pub const MANAGED_BY_SELF: &str = "kubernetes.io/job-controller";
 const COMPLETION_INDEX_ENV: &str = "JOB_COMPLETION_INDEX";
 
 /// Upstream caps the finished pods recorded per status write (`MaxUncountedPods`) and the
@@ -443,6 +446,15 @@ impl Ctl {
             self.release_orphans(&pods_api, name).await?;
             return Ok(Next::Done);
         };
+        // A Job another controller manages (`spec.managedBy`) is left to it, pods and all.
+        if job
+            .spec
+            .as_ref()
+            .and_then(|s| s.managed_by.as_deref())
+            .is_some_and(|m| m != MANAGED_BY_SELF)
+        {
+            return Ok(Next::Done);
+        }
         let uid = job.uid().unwrap_or_default();
         // By name, not UID: pods of an earlier Job of the same name (deleted, so its
         // controller is gone) are seen too, and lose the tracking finalizer.

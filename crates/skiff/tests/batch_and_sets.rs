@@ -340,6 +340,21 @@ spec:
 "#,
     );
     s.ok(&["create", "-f", &job]);
+    let other = s.manifest(
+        "other.yaml",
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: elsewhere}
+spec:
+  managedBy: example.com/batch-controller
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: main, image: busybox}]
+"#,
+    );
+    s.ok(&["create", "-f", &other]);
     eventually("Suspended condition", || {
         condition(&s.get_json(&["job", "later"]), "Suspended").is_some()
     });
@@ -366,6 +381,9 @@ spec:
             })
     });
     assert!(has_event(&s, "later", "Suspended"));
+    // A Job managed by another controller got nothing from this one.
+    assert!(pods(&s, &format!("{JOB_LABEL}=elsewhere")).is_empty());
+    assert!(s.get_json(&["job", "elsewhere"])["status"]["startTime"].is_null());
 }
 
 #[test]
