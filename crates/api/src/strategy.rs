@@ -432,6 +432,9 @@ fn apply_defaults(res: &Resource, obj: &mut Value, namespace: Option<&str>) {
             }
         }
         ("apps", "ReplicaSet") | ("apps", "StatefulSet") | ("", "ReplicationController") => {
+            if res.kind == "ReplicationController" {
+                default_rc_selector(obj);
+            }
             if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.entry("replicas").or_insert(json!(1));
                 default_pod_spec(spec.get_mut("template").and_then(|t| t.get_mut("spec")));
@@ -461,6 +464,32 @@ fn apply_defaults(res: &Resource, obj: &mut Value, namespace: Option<&str>) {
             }
         }
         _ => {}
+    }
+}
+
+/// upstream's `SetDefaults_ReplicationController`: an empty selector, and empty labels,
+/// come from the template's labels.
+fn default_rc_selector(obj: &mut Value) {
+    let Some(template_labels) = obj
+        .pointer("/spec/template/metadata/labels")
+        .and_then(Value::as_object)
+        .filter(|l| !l.is_empty())
+        .cloned()
+    else {
+        return;
+    };
+    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        let empty = spec
+            .get("selector")
+            .and_then(Value::as_object)
+            .is_none_or(|s| s.is_empty());
+        if empty {
+            spec.insert("selector".into(), Value::Object(template_labels.clone()));
+        }
+    }
+    let labels = meta_mut(obj).entry("labels").or_insert_with(|| json!({}));
+    if labels.as_object().is_some_and(|l| l.is_empty()) || labels.is_null() {
+        *labels = Value::Object(template_labels);
     }
 }
 
@@ -569,7 +598,13 @@ pub fn validate(res: &Resource, obj: &Value) -> Result<(), Status> {
         ("apps", "Deployment")
         | ("apps", "ReplicaSet")
         | ("apps", "DaemonSet")
-        | ("apps", "StatefulSet") => validate_workload(obj, &mut causes),
+        | ("apps", "StatefulSet") => {
+            validate_workload(obj, &mut causes);
+            if res.kind == "Deployment" {
+                validate_deployment_strategy(obj, &mut causes);
+            }
+        }
+        ("", "ReplicationController") => validate_replication_controller(obj, &mut causes),
         ("batch", "CronJob") => validate_cronjob(obj, &mut causes),
         ("policy", "PodDisruptionBudget") => {
             if let Some(sel) = obj.pointer("/spec/selector").filter(|s| s.is_object()) {
@@ -869,8 +904,195 @@ pub fn prepare_update(
         apply_defaults(res, new, None);
     }
     validate(res, new)?;
+    validate_update(res, new, old)?;
     normalize(new);
     Ok(())
+}
+
+/// What may not change on update, as upstream's `ValidateUpdate`s.
+fn validate_update(res: &Resource, new: &Value, old: &Value) -> Result<(), Status> {
+    let immutable_selector = matches!(
+        (res.group, res.kind),
+        ("apps", "Deployment")
+            | ("apps", "ReplicaSet")
+            | ("apps", "DaemonSet")
+            | ("apps", "StatefulSet")
+    );
+    if immutable_selector {
+        let sel = new.pointer("/spec/selector");
+        if sel != old.pointer("/spec/selector") {
+            let name = meta_str(new, "name").unwrap_or_default();
+            let shown = go_label_selector(sel.unwrap_or(&Value::Null));
+            return Err(invalid(
+                res,
+                name,
+                vec![Cause::new(
+                    "FieldValueInvalid",
+                    format!("Invalid value: {shown}: field is immutable"),
+                    "spec.selector",
+                )],
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A LabelSelector as Go's `%#v` prints it in upstream's messages.
+fn go_label_selector(sel: &Value) -> String {
+    let labels = match sel.get("matchLabels").and_then(Value::as_object) {
+        Some(m) => {
+            let mut kv: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{k:?}:{:?}", v.as_str().unwrap_or_default()))
+                .collect();
+            kv.sort();
+            format!("map[string]string{{{}}}", kv.join(", "))
+        }
+        None => "map[string]string(nil)".into(),
+    };
+    let exprs = match sel.get("matchExpressions").and_then(Value::as_array) {
+        Some(es) => {
+            let items: Vec<String> =
+                es.iter()
+                    .map(|e| {
+                        let values = match e.get("values").and_then(Value::as_array) {
+                            Some(vs) => format!(
+                                "[]string{{{}}}",
+                                vs.iter()
+                                    .map(|v| format!("{:?}", v.as_str().unwrap_or_default()))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                            None => "[]string(nil)".into(),
+                        };
+                        format!(
+                        "v1.LabelSelectorRequirement{{Key:{:?}, Operator:{:?}, Values:{values}}}",
+                        e.get("key").and_then(Value::as_str).unwrap_or_default(),
+                        e.get("operator").and_then(Value::as_str).unwrap_or_default()
+                    )
+                    })
+                    .collect();
+            format!("[]v1.LabelSelectorRequirement{{{}}}", items.join(", "))
+        }
+        None => "[]v1.LabelSelectorRequirement(nil)".into(),
+    };
+    format!("v1.LabelSelector{{MatchLabels:{labels}, MatchExpressions:{exprs}}}")
+}
+
+/// An IntOrString as Go's `%#v` prints it in upstream's messages.
+fn go_int_or_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("intstr.IntOrString{{Type:1, IntVal:0, StrVal:{s:?}}}"),
+        other => format!(
+            "intstr.IntOrString{{Type:0, IntVal:{}, StrVal:\"\"}}",
+            other.as_i64().unwrap_or(0)
+        ),
+    }
+}
+
+/// The number an IntOrString stands for, percentages as their number (upstream's
+/// `getIntOrPercentValue`); `None` if a string is not a percentage.
+fn int_or_percent(v: &Value) -> Option<i64> {
+    match v {
+        Value::String(s) => s.strip_suffix('%')?.parse().ok(),
+        other => other.as_i64(),
+    }
+}
+
+/// upstream's `ValidateDeploymentStrategy` and `ValidateRollingUpdateDeployment`.
+fn validate_deployment_strategy(obj: &Value, causes: &mut Vec<Cause>) {
+    let Some(strategy) = obj.pointer("/spec/strategy") else {
+        return;
+    };
+    let ty = strategy
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let ru = strategy.get("rollingUpdate").filter(|r| !r.is_null());
+    if ty == "Recreate" && ru.is_some() {
+        causes.push(Cause::new(
+            "FieldValueForbidden",
+            "Forbidden: may not be specified when strategy `type` is 'Recreate'",
+            "spec.strategy.rollingUpdate",
+        ));
+    }
+    let Some(ru) = ru.filter(|_| ty == "RollingUpdate") else {
+        return;
+    };
+    let path = "spec.strategy.rollingUpdate";
+    let mut values = [None, None];
+    for (i, field) in ["maxUnavailable", "maxSurge"].into_iter().enumerate() {
+        let Some(v) = ru.get(field).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        match int_or_percent(v) {
+            None => causes.push(Cause::new(
+                "FieldValueInvalid",
+                format!("Invalid value: {:?}: a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')", v.as_str().unwrap_or_default()),
+                format!("{path}.{field}"),
+            )),
+            Some(n) if n < 0 => causes.push(Cause::new(
+                "FieldValueInvalid",
+                format!("Invalid value: {n}: must be greater than or equal to 0"),
+                format!("{path}.{field}"),
+            )),
+            Some(n) => {
+                if field == "maxUnavailable" && v.is_string() && n > 100 {
+                    causes.push(Cause::new(
+                        "FieldValueInvalid",
+                        format!("Invalid value: {:?}: must not be greater than 100%", v.as_str().unwrap_or_default()),
+                        format!("{path}.{field}"),
+                    ));
+                }
+                values[i] = Some((n, v.clone()));
+            }
+        }
+    }
+    if let (Some((0, unavailable)), Some((0, _))) = (&values[0], &values[1]) {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            format!(
+                "Invalid value: {}: may not be 0 when `maxSurge` is 0",
+                go_int_or_string(unavailable)
+            ),
+            format!("{path}.maxUnavailable"),
+        ));
+    }
+}
+
+/// upstream's `ValidateReplicationControllerSpec`: a selector (defaulted from the template's
+/// labels) that the template's labels match.
+fn validate_replication_controller(obj: &Value, causes: &mut Vec<Cause>) {
+    let selector = obj.pointer("/spec/selector").and_then(Value::as_object);
+    let Some(selector) = selector.filter(|s| !s.is_empty()) else {
+        causes.push(field_required("spec.selector"));
+        return;
+    };
+    let empty = Map::new();
+    let labels = obj
+        .pointer("/spec/template/metadata/labels")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    if selector.iter().any(|(k, v)| labels.get(k) != Some(v)) {
+        let mut kv: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k:?}:{:?}", v.as_str().unwrap_or_default()))
+            .collect();
+        kv.sort();
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            format!(
+                "Invalid value: map[string]string{{{}}}: `selector` does not match template `labels`",
+                kv.join(", ")
+            ),
+            "spec.template.metadata.labels",
+        ));
+    }
+    validate_pod_spec(
+        obj.pointer("/spec/template/spec"),
+        "spec.template.spec",
+        causes,
+    );
 }
 
 fn strip_for_generation(obj: &Value) -> Value {

@@ -354,6 +354,19 @@ fn bad_requests_get_upstream_statuses_and_change_nothing() {
                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})),
             422, "Invalid", "not a valid selector operator")
             .cause("spec.selector.matchExpressions[0].operator"),
+        case("rolling update that may neither surge nor go unavailable", "POST", "/apis/apps/v1/namespaces/default/deployments",
+            bytes(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "stuck"},
+                "spec": {"selector": {"matchLabels": {"app": "s"}},
+                    "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}},
+                    "template": {"metadata": {"labels": {"app": "s"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})),
+            422, "Invalid", "may not be 0 when `maxSurge` is 0")
+            .cause("spec.strategy.rollingUpdate.maxUnavailable"),
+        case("replication controller selector that does not match its template", "POST", "/api/v1/namespaces/default/replicationcontrollers",
+            bytes(json!({"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "rcmismatch"},
+                "spec": {"selector": {"app": "web"},
+                    "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})),
+            422, "Invalid", "`selector` does not match template `labels`")
+            .cause("spec.template.metadata.labels"),
         case("cron schedule that does not parse", "POST", "/apis/batch/v1/namespaces/default/cronjobs",
             bytes(json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "badcron"},
                 "spec": {"schedule": "every tuesday", "jobTemplate": {"spec": {"template": {"spec": {
@@ -506,4 +519,31 @@ fn bad_requests_get_upstream_statuses_and_change_nothing() {
 
     // The server survived all of it.
     assert_eq!(api.get("/readyz").body, "ok");
+}
+
+#[test]
+fn workload_selectors_are_immutable_and_rc_selectors_default() {
+    let s = Server::start();
+    s.ok(&["create", "deployment", "web", "--image=nginx"]);
+    let err = s.fails(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"selector":{"matchLabels":{"app":"other"}},"template":{"metadata":{"labels":{"app":"other"}}}}}"#,
+    ]);
+    assert!(
+        err.contains("spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"other\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"),
+        "{err}"
+    );
+    // A ReplicationController without a selector takes its template's labels.
+    let rc = s.manifest(
+        "rc.yaml",
+        "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: legacy}\nspec:\n  replicas: 0\n  template:\n    metadata: {labels: {app: legacy}}\n    spec: {containers: [{name: c, image: nginx}]}\n",
+    );
+    s.ok(&["create", "-f", &rc]);
+    let got = s.get_json(&["rc", "legacy"]);
+    assert_eq!(got["spec"]["selector"], json!({"app": "legacy"}));
+    assert_eq!(got["metadata"]["labels"], json!({"app": "legacy"}));
 }
