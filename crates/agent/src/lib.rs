@@ -24,7 +24,9 @@
 //!
 //! Simulated nodes carry the label `node.skiff.dev/simulated=true`, a fake InternalIP
 //! (10.255.x.y, unique per node of the process) and pod addresses from their
-//! `spec.podCIDRs` (assigned by the node IPAM controller; pods stay Pending until then).
+//! `spec.podCIDRs` (assigned by the node IPAM controller; pods stay Pending until then —
+//! with a /24 per node, the default `--cluster-cidr` 10.42.0.0/16 of `skiff server` covers
+//! 256 nodes: simulate more with a larger one, e.g. 10.0.0.0/8).
 //! A node deleted from the API while the agent runs is registered again.
 
 pub mod ipam;

@@ -15,6 +15,8 @@ pub struct AgentArgs {
     #[arg(long)]
     pub kubeconfig: PathBuf,
     /// Run N simulated nodes in this process (KWOK-like), over the simulated runtime.
+    /// Pods get addresses from each node's podCIDR: beyond 256 nodes, start the server with
+    /// a --cluster-cidr larger than its default /16.
     #[arg(long, value_name = "N")]
     pub simulate: Option<usize>,
     /// Simulated nodes are named <prefix>0, <prefix>1, …
