@@ -4,6 +4,7 @@
 //! condition; for preemption the victims' deletion and the preemptor's
 //! `status.nominatedNodeName`.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
@@ -80,6 +81,7 @@ impl Binder {
             drop(permit);
             match res {
                 Ok(_) => {
+                    shared.stats.bound.fetch_add(1, Ordering::Relaxed);
                     let _slot = this.api_slots.acquire().await;
                     let msg = format!(
                         "Successfully assigned {}/{} to {node}",
@@ -88,6 +90,7 @@ impl Binder {
                     this.recorder.normal(&*pod.pod, "Scheduled", &msg).await;
                 }
                 Err(e) => {
+                    shared.stats.bind_errors.fetch_add(1, Ordering::Relaxed);
                     shared.cache.lock().unwrap().forget(&pod.key);
                     let gone = matches!(&e, kube::Error::Api(s) if s.is_not_found());
                     let taken = matches!(&e, kube::Error::Api(s) if s.is_conflict() && s.message.contains("already assigned"));

@@ -20,6 +20,7 @@ pub mod selectors;
 mod watch;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,6 +66,44 @@ pub struct Shared {
     pub pdbs: Mutex<Vec<preemption::Pdb>>,
     pub priorities: Mutex<watch::Priorities>,
     pub opts: Options,
+    pub stats: Stats,
+}
+
+/// Counters for the periodic progress line.
+#[derive(Default)]
+pub struct Stats {
+    pub assumed: AtomicU64,
+    pub unschedulable: AtomicU64,
+    pub bound: AtomicU64,
+    pub bind_errors: AtomicU64,
+}
+
+/// Logs what the scheduler did in the last interval, when it did anything.
+async fn report_progress(shared: Arc<Shared>) {
+    let every = Duration::from_secs(10);
+    let mut last = (0, 0, 0, 0);
+    loop {
+        tokio::time::sleep(every).await;
+        let s = &shared.stats;
+        let now = (
+            s.assumed.load(Ordering::Relaxed),
+            s.unschedulable.load(Ordering::Relaxed),
+            s.bound.load(Ordering::Relaxed),
+            s.bind_errors.load(Ordering::Relaxed),
+        );
+        if now != last {
+            tracing::info!(
+                "scheduler: in the last {}s {} pods placed, {} bound ({} binding errors), {} attempts unschedulable; {} pods queued",
+                every.as_secs(),
+                now.0 - last.0,
+                now.2 - last.2,
+                now.3 - last.3,
+                now.1 - last.1,
+                shared.queue.len()
+            );
+            last = now;
+        }
+    }
 }
 
 /// Runs the scheduler until `shutdown` completes, scheduling only while this process holds
@@ -95,6 +134,7 @@ async fn run_scheduler(client: Client, opts: Options) -> anyhow::Result<()> {
         pdbs: Mutex::new(Vec::new()),
         priorities: Mutex::new(watch::Priorities::default()),
         opts: opts.clone(),
+        stats: Stats::default(),
     });
     let binder = binder::Binder::new(client.clone(), &opts.scheduler_name, opts.bind_concurrency);
     let flush = {
@@ -110,6 +150,7 @@ async fn run_scheduler(client: Client, opts: Options) -> anyhow::Result<()> {
     tokio::join!(
         watch::run(client, shared.clone()),
         flush,
+        report_progress(shared.clone()),
         scheduling_loop(shared, binder),
     );
     Ok(())
@@ -152,11 +193,13 @@ async fn scheduling_loop(shared: Arc<Shared>, binder: Arc<binder::Binder>) {
         };
         match outcome {
             Ok(node) => {
+                shared.stats.assumed.fetch_add(1, Ordering::Relaxed);
                 shared.queue.done(&pod.key);
                 binder.spawn_bind(shared.clone(), pod, node, qp.attempts);
             }
             Err((msg, rejected_by, preemption)) => {
                 tracing::debug!("{}: {msg}", pod.key);
+                shared.stats.unschedulable.fetch_add(1, Ordering::Relaxed);
                 if shared.queue.failed(&qp, rejected_by) {
                     binder.spawn_failure(pod, msg, preemption);
                 }
