@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
+mod deployment;
 mod scheduler;
 
 #[derive(Parser, Debug)]
@@ -65,6 +66,8 @@ struct Args {
 enum Mode {
     /// Scheduling throughput: N nodes, then M pods, timed to the last binding.
     Scheduler(scheduler::SchedulerArgs),
+    /// A Deployment of N replicas on simulated nodes, timed to every replica available.
+    Deployment(deployment::DeploymentArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -91,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match &args.mode {
         Some(Mode::Scheduler(s)) => rt.block_on(scheduler::run(&skiff, &args.datastore, s)),
+        Some(Mode::Deployment(d)) => rt.block_on(deployment::run(&skiff, &args.datastore, d)),
         None => rt.block_on(run(&args, &skiff)),
     }
 }
