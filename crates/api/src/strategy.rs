@@ -332,9 +332,58 @@ pub fn prepare_create(res: &Resource, obj: &mut Value, ctx: &CreateContext) -> R
         }
     }
     apply_defaults(res, obj, ctx.namespace);
+    match (res.group, res.kind) {
+        ("batch", "Job") => generate_job_selector(obj, ctx.uid),
+        ("apps", "DaemonSet") => {
+            let ann = meta_mut(obj)
+                .entry("annotations")
+                .or_insert_with(|| json!({}));
+            if let Some(a) = ann.as_object_mut() {
+                a.insert(DAEMONSET_TEMPLATE_GENERATION.into(), json!("1"));
+            }
+        }
+        _ => {}
+    }
     validate(res, obj)?;
     normalize(obj);
     Ok(())
+}
+
+/// The annotation upstream's DaemonSet strategy keeps equal to the generation at which
+/// the template last changed.
+pub const DAEMONSET_TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+/// upstream's Job `generateSelectorIfNeeded`: unless `manualSelector`, the template gets
+/// the controller-uid and job-name labels (current and legacy) and the selector picks the
+/// uid.
+fn generate_job_selector(obj: &mut Value, uid: &str) {
+    let manual = obj.pointer("/spec/manualSelector").and_then(Value::as_bool) == Some(true);
+    if manual {
+        return;
+    }
+    let name = meta_str(obj, "name").unwrap_or_default().to_string();
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let template = spec.entry("template").or_insert_with(|| json!({}));
+    if let Some(t) = template.as_object_mut() {
+        let meta = t.entry("metadata").or_insert_with(|| json!({}));
+        if let Some(m) = meta.as_object_mut() {
+            let labels = m.entry("labels").or_insert_with(|| json!({}));
+            if let Some(l) = labels.as_object_mut() {
+                l.insert("batch.kubernetes.io/controller-uid".into(), json!(uid));
+                l.insert("batch.kubernetes.io/job-name".into(), json!(name));
+                l.insert("controller-uid".into(), json!(uid));
+                l.insert("job-name".into(), json!(name));
+            }
+        }
+    }
+    if !spec.get("selector").is_some_and(|s| s.is_object()) {
+        spec.insert(
+            "selector".into(),
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+        );
+    }
 }
 
 fn tracks_generation(obj: &Value) -> bool {
@@ -349,6 +398,8 @@ fn initial_status(res: &Resource, obj: &Value) -> Option<Value> {
             Some(json!({"phase": "Pending"}))
         }
         ("", "Service") => Some(json!({"loadBalancer": {}})),
+        // The kubelet registers its node with its status; upstream keeps it.
+        ("", "Node") => obj.get("status").cloned(),
         _ => None,
     }
 }
@@ -435,8 +486,46 @@ fn apply_defaults(res: &Resource, obj: &mut Value, namespace: Option<&str>) {
             if res.kind == "ReplicationController" {
                 default_rc_selector(obj);
             }
+            let sts = res.kind == "StatefulSet";
             if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.entry("replicas").or_insert(json!(1));
+                if sts {
+                    default_statefulset_spec(spec);
+                }
+                default_pod_spec(spec.get_mut("template").and_then(|t| t.get_mut("spec")));
+            }
+        }
+        ("batch", "Job") => {
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                default_job_spec(spec);
+            }
+        }
+        ("batch", "CronJob") => {
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.entry("concurrencyPolicy").or_insert(json!("Allow"));
+                spec.entry("suspend").or_insert(json!(false));
+                spec.entry("successfulJobsHistoryLimit").or_insert(json!(3));
+                spec.entry("failedJobsHistoryLimit").or_insert(json!(1));
+                default_job_pod_spec(
+                    spec.get_mut("jobTemplate")
+                        .and_then(|t| t.pointer_mut("/spec/template/spec")),
+                );
+            }
+        }
+        ("apps", "DaemonSet") => {
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                let strategy = spec.entry("updateStrategy").or_insert_with(|| json!({}));
+                if let Some(st) = strategy.as_object_mut() {
+                    st.entry("type").or_insert(json!("RollingUpdate"));
+                    if st.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+                        let ru = st.entry("rollingUpdate").or_insert_with(|| json!({}));
+                        if let Some(ru) = ru.as_object_mut() {
+                            ru.entry("maxUnavailable").or_insert(json!(1));
+                            ru.entry("maxSurge").or_insert(json!(0));
+                        }
+                    }
+                }
+                spec.entry("revisionHistoryLimit").or_insert(json!(10));
                 default_pod_spec(spec.get_mut("template").and_then(|t| t.get_mut("spec")));
             }
         }
@@ -465,6 +554,123 @@ fn apply_defaults(res: &Resource, obj: &mut Value, namespace: Option<&str>) {
         }
         _ => {}
     }
+}
+
+/// upstream's `SetDefaults_StatefulSet`.
+fn default_statefulset_spec(spec: &mut Map<String, Value>) {
+    spec.entry("podManagementPolicy")
+        .or_insert(json!("OrderedReady"));
+    let strategy = spec.entry("updateStrategy").or_insert_with(|| json!({}));
+    if let Some(st) = strategy.as_object_mut() {
+        st.entry("type").or_insert(json!("RollingUpdate"));
+        if st.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+            let ru = st.entry("rollingUpdate").or_insert_with(|| json!({}));
+            if let Some(ru) = ru.as_object_mut() {
+                ru.entry("partition").or_insert(json!(0));
+            }
+        }
+    }
+    spec.entry("revisionHistoryLimit").or_insert(json!(10));
+    let retention = spec
+        .entry("persistentVolumeClaimRetentionPolicy")
+        .or_insert_with(|| json!({}));
+    if let Some(r) = retention.as_object_mut() {
+        r.entry("whenDeleted").or_insert(json!("Retain"));
+        r.entry("whenScaled").or_insert(json!("Retain"));
+    }
+}
+
+/// upstream's `SetDefaults_Job`.
+fn default_job_spec(spec: &mut Map<String, Value>) {
+    let unset = |spec: &Map<String, Value>, k: &str| spec.get(k).is_none_or(Value::is_null);
+    if unset(spec, "completions") && unset(spec, "parallelism") {
+        spec.insert("completions".into(), json!(1));
+        spec.insert("parallelism".into(), json!(1));
+    }
+    if unset(spec, "parallelism") {
+        spec.insert("parallelism".into(), json!(1));
+    }
+    if unset(spec, "backoffLimit") {
+        let per_index = !unset(spec, "backoffLimitPerIndex");
+        spec.insert(
+            "backoffLimit".into(),
+            json!(if per_index { i32::MAX as i64 } else { 6 }),
+        );
+    }
+    spec.entry("completionMode").or_insert(json!("NonIndexed"));
+    spec.entry("suspend").or_insert(json!(false));
+    if unset(spec, "podReplacementPolicy") {
+        let policy = if unset(spec, "podFailurePolicy") {
+            "TerminatingOrFailed"
+        } else {
+            "Failed"
+        };
+        spec.insert("podReplacementPolicy".into(), json!(policy));
+    }
+    default_job_pod_spec(spec.get_mut("template").and_then(|t| t.get_mut("spec")));
+}
+
+/// Pod defaults for a Job's template, except `restartPolicy`, which a Job must choose
+/// (Never or OnFailure) and validation asks for.
+fn default_job_pod_spec(spec: Option<&mut Value>) {
+    let Some(spec) = spec else {
+        return;
+    };
+    let chosen = spec.get("restartPolicy").cloned();
+    default_pod_spec(Some(spec));
+    if let Some(m) = spec.as_object_mut() {
+        match chosen {
+            Some(p) => {
+                m.insert("restartPolicy".into(), p);
+            }
+            None => {
+                m.remove("restartPolicy");
+            }
+        }
+    }
+}
+
+/// upstream's Job spec checks that matter to users: a restart policy a Job can use, and
+/// completions for Indexed jobs.
+fn validate_job(obj: &Value, causes: &mut Vec<Cause>) {
+    let spec = obj.get("spec");
+    let policy = spec
+        .and_then(|s| s.pointer("/template/spec/restartPolicy"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match policy {
+        "OnFailure" | "Never" => {}
+        "" => causes.push(Cause::new(
+            "FieldValueRequired",
+            "Required value: valid values: \"OnFailure\", \"Never\"",
+            "spec.template.spec.restartPolicy",
+        )),
+        other => causes.push(Cause::not_supported(
+            "spec.template.spec.restartPolicy",
+            other,
+            &["OnFailure", "Never"],
+        )),
+    }
+    let indexed = spec
+        .and_then(|s| s.get("completionMode"))
+        .and_then(Value::as_str)
+        == Some("Indexed");
+    if indexed
+        && spec
+            .and_then(|s| s.get("completions"))
+            .is_none_or(Value::is_null)
+    {
+        causes.push(Cause::new(
+            "FieldValueRequired",
+            "Required value: when completion mode is Indexed",
+            "spec.completions",
+        ));
+    }
+    validate_pod_spec(
+        spec.and_then(|s| s.pointer("/template/spec")),
+        "spec.template.spec",
+        causes,
+    );
 }
 
 /// upstream's `SetDefaults_ReplicationController`: an empty selector, and empty labels,
@@ -606,6 +812,7 @@ pub fn validate(res: &Resource, obj: &Value) -> Result<(), Status> {
         }
         ("", "ReplicationController") => validate_replication_controller(obj, &mut causes),
         ("batch", "CronJob") => validate_cronjob(obj, &mut causes),
+        ("batch", "Job") => validate_job(obj, &mut causes),
         ("policy", "PodDisruptionBudget") => {
             if let Some(sel) = obj.pointer("/spec/selector").filter(|s| s.is_object()) {
                 validate_label_selector(sel, "spec.selector", &mut causes);
@@ -899,6 +1106,20 @@ pub fn prepare_update(
             .and_then(Value::as_i64)
             .unwrap_or(0);
         meta_mut(new).insert("generation".into(), json!(g + 1));
+    }
+    if (res.group, res.kind) == ("apps", "DaemonSet")
+        && new.pointer("/spec/template") != old.pointer("/spec/template")
+    {
+        let g = meta(new)
+            .and_then(|m| m.get("generation"))
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let ann = meta_mut(new)
+            .entry("annotations")
+            .or_insert_with(|| json!({}));
+        if let Some(a) = ann.as_object_mut() {
+            a.insert(DAEMONSET_TEMPLATE_GENERATION.into(), json!(g.to_string()));
+        }
     }
     if kind == UpdateKind::Main {
         apply_defaults(res, new, None);

@@ -796,6 +796,18 @@ pub async fn update(
             Some("status") | Some("approval") => UpdateKind::Status,
             _ => UpdateKind::Main,
         };
+        // A uid in the body is a precondition, as upstream's update.
+        if let Some(uid) = meta_str(&new, "uid").filter(|u| !u.is_empty()) {
+            let stored = meta_str(&current, "uid").unwrap_or_default();
+            if uid != stored {
+                return Err(Status::conflict(
+                    res.group,
+                    res.plural,
+                    name,
+                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {stored}"),
+                ));
+            }
+        }
         strategy::prepare_update(res, &mut new, &current, kind)?;
         crate::crd::admit(res, &mut new, Some(&current))?;
         new["kind"] = json!(res.kind);

@@ -324,6 +324,7 @@ fn bad_requests_get_upstream_statuses_and_change_nothing() {
         // Body against URL.
         case("namespace mismatch on create", "POST", &cms, bytes(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "n", "namespace": "kube-system"}})), 400, "BadRequest", "namespace of the provided object does not match"),
         case("name mismatch on PUT", "PUT", &keep, bytes(cm("other")), 400, "BadRequest", "does not match the name on the URL (keep)"),
+        case("uid mismatch on PUT", "PUT", &keep, bytes(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep", "uid": "not-the-uid"}})), 409, "Conflict", "Precondition failed: UID in precondition: not-the-uid, UID in object meta: "),
         case("namespace mismatch on PUT", "PUT", &keep, bytes(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep", "namespace": "kube-system"}})), 400, "BadRequest", "namespace of the provided object does not match"),
         case("wrong type on PUT", "PUT", &keep, bytes(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep", "labels": ["a"]}})), 400, "BadRequest", "cannot unmarshal array into Go struct field ConfigMap.metadata.labels"),
         // Query parameters.

@@ -761,7 +761,11 @@ spec:
         assert_eq!(p["spec"]["containers"][0]["image"], json!("web:2"));
     }
     let out = s.ok(&["rollout", "status", "sts/web", "--timeout=60s"]);
-    assert!(out.contains("rolling update complete"), "{out}");
+    // With the defaulted `rollingUpdate.partition: 0`, kubectl reports it as upstream does.
+    assert!(
+        out.contains("partitioned roll out complete: 3 new pods have been updated"),
+        "{out}"
+    );
     let deleted = |name: &str, lines: &[String]| {
         first_line(lines, |l| {
             let c = cols(l);
