@@ -93,6 +93,7 @@ pub async fn run<R: Runtime>(
     runtime: R,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let config = skiff_client::identify(config, "kubelet");
     let client = kube::Client::try_from(config)?;
     let count = opts.nodes;
     let ctx = Arc::new(node::NodeCtx::new(client.clone(), opts, runtime.version()));

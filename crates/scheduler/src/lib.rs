@@ -113,6 +113,7 @@ pub async fn run(
     opts: Options,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let config = skiff_client::identify(config, "kube-scheduler");
     let client = Client::try_from(config).context("building the API client")?;
     let identity = opts.identity.clone();
     leader::run_while_leader(
