@@ -791,3 +791,68 @@ spec:
         w.lines
     );
 }
+
+#[test]
+fn deleting_deployments_cascades_foreground_or_orphans() {
+    let s = Server::start();
+    let _agent = s.start_agent(&["--simulate", "2"]);
+    for name in ["front", "keep"] {
+        s.ok(&[
+            "create",
+            "deployment",
+            name,
+            "--image=nginx",
+            "--replicas=2",
+        ]);
+    }
+    eventually("both deployments running", || {
+        active_pods(&s, "app=front").len() == 2 && active_pods(&s, "app=keep").len() == 2
+    });
+    eventually("pods running", || {
+        items(&s.get_json(&["pods"]))
+            .iter()
+            .all(|p| p["status"]["phase"] == "Running")
+    });
+
+    // Foreground: kubectl returns once the deployment is gone, which is only after its
+    // ReplicaSet, which is only after the pods (the agent confirms their deletion).
+    s.ok(&[
+        "delete",
+        "deployment",
+        "front",
+        "--cascade=foreground",
+        "--timeout=90s",
+    ]);
+    assert!(!s.exists(&["deployment", "front"]));
+    assert!(rs_of(&s, "front").is_empty());
+    let left: Vec<Value> = items(&s.get_json(&["pods", "-l", "app=front"]));
+    assert!(
+        left.is_empty(),
+        "pods outlived their foreground-deleted deployment: {left:?}"
+    );
+
+    // Orphan: the ReplicaSet and pods stay, without an owner.
+    let rs = rs_of(&s, "keep");
+    assert_eq!(rs.len(), 1);
+    let rs_name = rs[0]["metadata"]["name"].as_str().unwrap().to_string();
+    s.ok(&[
+        "delete",
+        "deployment",
+        "keep",
+        "--cascade=orphan",
+        "--timeout=60s",
+    ]);
+    assert!(!s.exists(&["deployment", "keep"]));
+    eventually("the ReplicaSet released", || {
+        s.get_json(&["rs", &rs_name])["metadata"]["ownerReferences"].is_null()
+    });
+    let pods = active_pods(&s, "app=keep");
+    assert_eq!(pods.len(), 2);
+    let rs_uid = s.get_json(&["rs", &rs_name])["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(pods
+        .iter()
+        .all(|p| controller_uid(p) == Some(rs_uid.clone())));
+}
