@@ -1081,8 +1081,9 @@ pub enum Scope {
     Main { status_subresource: bool },
     /// `/status`: only `status` counts.
     Status,
-    /// `/scale`: only `spec.replicas` counts.
-    Scale,
+    /// `/scale`: only the replicas field counts (a JSON pointer: `/spec/replicas`, or a
+    /// custom resource's `specReplicasPath`).
+    Scale { replicas: &'static str },
     /// Everything counts (`/scale` views, internal writes).
     All,
 }
@@ -1091,7 +1092,7 @@ impl Scope {
     fn subresource(self) -> &'static str {
         match self {
             Scope::Status => "status",
-            Scope::Scale => "scale",
+            Scope::Scale { .. } => "scale",
             _ => "",
         }
     }
@@ -1135,10 +1136,15 @@ impl Scope {
                 s.members.clear();
                 s.children.retain(|pe, _| *pe == status);
             }
-            Scope::Scale => {
-                let mut replicas = FieldSet::default();
-                replicas.insert(&[Pe::Field("spec".into()), Pe::Field("replicas".into())]);
-                s = s.intersection(&replicas);
+            Scope::Scale { replicas } => {
+                let path: Vec<Pe> = replicas
+                    .split('/')
+                    .skip(1)
+                    .map(|seg| Pe::Field(seg.replace("~1", "/").replace("~0", "~")))
+                    .collect();
+                let mut only = FieldSet::default();
+                only.insert(&path);
+                s = s.intersection(&only);
             }
             _ => {}
         }
@@ -1233,7 +1239,7 @@ pub struct Write<'a> {
 pub fn track_update(w: &Write, live: Option<&Value>, new: &mut Value) {
     // As upstream: managedFields sent by the client replace the stored ones (an empty list
     // resets them), except on subresources; if they are absent or invalid, the live ones.
-    let requested = if matches!(w.scope, Scope::Status | Scope::Scale) {
+    let requested = if matches!(w.scope, Scope::Status | Scope::Scale { .. }) {
         None
     } else {
         match new.pointer("/metadata/managedFields") {

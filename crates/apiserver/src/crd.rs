@@ -65,7 +65,8 @@ pub struct Version {
 /// `subresources.scale` of a CRD version, as JSON pointers (`/spec/replicas`).
 #[derive(Clone, Debug)]
 pub struct ScalePaths {
-    pub spec_replicas: String,
+    /// Leaked once per CRD definition (like its registry rows), so apply scopes can hold it.
+    pub spec_replicas: &'static str,
     pub status_replicas: String,
     pub label_selector: Option<String>,
 }
@@ -110,7 +111,7 @@ pub fn scale_view(res: &Resource, obj: &Value) -> Option<Value> {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": meta,
-        "spec": {"replicas": obj.pointer(&p.spec_replicas).cloned().unwrap_or(json!(0))},
+        "spec": {"replicas": obj.pointer(p.spec_replicas).cloned().unwrap_or(json!(0))},
         "status": status,
     }))
 }
@@ -1611,8 +1612,12 @@ fn build_rows(name: &str, crd: &Value) -> Rows {
                 scale: v.pointer("/subresources/scale").map(|sc| {
                     let f = |k: &str| sc.get(k).and_then(Value::as_str).map(pointer);
                     ScalePaths {
-                        spec_replicas: f("specReplicasPath")
-                            .unwrap_or_else(|| "/spec/replicas".into()),
+                        spec_replicas: match f("specReplicasPath") {
+                            Some(path) if path != "/spec/replicas" => {
+                                Box::leak(path.into_boxed_str())
+                            }
+                            _ => "/spec/replicas",
+                        },
                         status_replicas: f("statusReplicasPath")
                             .unwrap_or_else(|| "/status/replicas".into()),
                         label_selector: f("labelSelectorPath"),

@@ -67,7 +67,11 @@ fn with_ty<R>(res: &Resource, f: impl FnOnce(Ty<'_>) -> R) -> R {
 fn scope_of(res: &Resource, subresource: Option<&str>) -> Scope {
     match subresource {
         Some("status") => Scope::Status,
-        Some("scale") => Scope::Scale,
+        Some("scale") => Scope::Scale {
+            replicas: crate::crd::version(res)
+                .and_then(|v| v.scale.as_ref().map(|p| p.spec_replicas))
+                .unwrap_or("/spec/replicas"),
+        },
         Some(_) => Scope::All,
         None => Scope::Main {
             status_subresource: res.subresources.contains(&Subresource::Status),
@@ -223,7 +227,8 @@ pub fn apply_patch(rr: &ResourceRequest, q: &Query, body: &Bytes) -> Result<Appl
 
 impl ApplyPatch {
     /// Applies to `current` (the stored object), leaving the result in `new`. On `/scale`
-    /// the Scale's `spec.replicas` is applied to the object's.
+    /// the Scale's `spec.replicas` is applied to the object's (for custom resources, at the
+    /// CRD's `specReplicasPath`).
     pub fn run(
         &self,
         rr: &ResourceRequest,
@@ -240,7 +245,13 @@ impl ApplyPatch {
                     c["metadata"] = m.clone();
                 }
                 if let Some(r) = self.config.pointer("/spec/replicas") {
-                    c["spec"] = json!({"replicas": r});
+                    // A custom resource's replicas live at its CRD's specReplicasPath.
+                    let at_path = r
+                        .as_i64()
+                        .is_some_and(|n| crate::crd::set_replicas(res, &mut c, n));
+                    if !at_path {
+                        c["spec"] = json!({"replicas": r});
+                    }
                 }
                 c
             }

@@ -706,8 +706,12 @@ pub async fn update(
             _ => skiff_openapi::definition_for_kind(res.group, res.version, res.kind),
         };
         let mut new = change.apply(&base, definition)?;
+        // An apply merges into the whole object (even through /scale): check that against
+        // the resource's own schema, not the view's.
+        let mut definition = definition;
         if let Change::Apply(a) = &change {
             a.run(rr, &current, &mut new)?;
+            definition = skiff_openapi::definition_for_kind(res.group, res.version, res.kind);
         }
         if !change.is_replace() {
             crate::fieldvalidation::patched(definition, &mut new)?;
@@ -719,7 +723,14 @@ pub async fn update(
             return Err(Status::bad_request("the result must be a JSON object"));
         }
         match rr.subresource.as_deref() {
-            Some("scale") => new = apply_scale(res, &current, &new)?,
+            Some("scale") => {
+                // An apply has already merged into the whole object: read its Scale back.
+                let scale = match &change {
+                    Change::Apply(_) => scale_view(res, &new)?,
+                    _ => new,
+                };
+                new = apply_scale(res, &current, &scale)?
+            }
             // namespaces/finalize changes only spec.finalizers.
             Some("finalize") => {
                 let finalizers = new

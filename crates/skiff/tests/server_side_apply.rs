@@ -544,3 +544,82 @@ spec:
     let err = s.fails(&["apply", "--server-side", "--field-manager=b", "-f", &fc]);
     assert!(err.contains(r#"conflict with "a": .spec.tags"#), "{err}");
 }
+
+/// An apply to a custom resource's /scale lands at the CRD's `specReplicasPath`, owned by
+/// the applier with subresource `scale`.
+#[test]
+fn apply_to_custom_scale_uses_the_replicas_path() {
+    let s = Server::start();
+    let crd = s.manifest(
+        "crd.yaml",
+        r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: pools.example.com}
+spec:
+  group: example.com
+  names: {kind: Pool, plural: pools, singular: pool}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      scale: {specReplicasPath: .spec.size, statusReplicasPath: .status.size}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {size: {type: integer}, flavour: {type: string}}}
+          status: {type: object, properties: {size: {type: integer}}}
+"#,
+    );
+    s.ok(&["apply", "-f", &crd]);
+    common::eventually("pools served", || {
+        s.kubectl(&["get", "pools"]).status.success()
+    });
+    let path = "/apis/example.com/v1/namespaces/default/pools/p";
+    let pool = r#"{"apiVersion":"example.com/v1","kind":"Pool","metadata":{"name":"p"},"spec":{"size":1,"flavour":"small"}}"#;
+    let (code, _) = curl(
+        &s,
+        "PATCH",
+        &format!("{path}?fieldManager=owner"),
+        "application/apply-patch+yaml",
+        pool,
+    );
+    assert_eq!(code, 201);
+    let scale = r#"{"apiVersion":"autoscaling/v1","kind":"Scale","metadata":{"name":"p"},"spec":{"replicas":5}}"#;
+    let (code, st) = curl(
+        &s,
+        "PATCH",
+        &format!("{path}/scale?fieldManager=hpa"),
+        "application/apply-patch+yaml",
+        scale,
+    );
+    assert_eq!(code, 409, "{st}");
+    assert_eq!(
+        st["message"],
+        r#"Apply failed with 1 conflict: conflict with "owner": .spec.size"#
+    );
+    let (code, sc) = curl(
+        &s,
+        "PATCH",
+        &format!("{path}/scale?fieldManager=hpa&force=true"),
+        "application/apply-patch+yaml",
+        scale,
+    );
+    assert_eq!(code, 200, "{sc}");
+    assert_eq!(sc["kind"], "Scale");
+    assert_eq!(sc["spec"]["replicas"], 5);
+    let obj: Value =
+        serde_json::from_str(&s.ok(&["get", "pool", "p", "-o", "json", "--show-managed-fields"]))
+            .unwrap();
+    assert_eq!(obj["spec"], json!({"size": 5, "flavour": "small"}));
+    assert!(obj["spec"].get("replicas").is_none());
+    let mf = obj["metadata"]["managedFields"].as_array().unwrap();
+    let hpa = mf.iter().find(|e| e["manager"] == "hpa").unwrap();
+    assert_eq!(hpa["subresource"], "scale");
+    assert_eq!(hpa["fieldsV1"], json!({"f:spec": {"f:size": {}}}));
+    let owner = mf.iter().find(|e| e["manager"] == "owner").unwrap();
+    assert_eq!(owner["fieldsV1"]["f:spec"], json!({"f:flavour": {}}));
+}
