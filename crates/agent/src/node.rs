@@ -569,7 +569,8 @@ impl NodeCtx {
     /// asks the heartbeat task for an immediate status post when one is due out of turn.
     pub async fn watch_nodes(&self, now: mpsc::UnboundedSender<Beat>) {
         let api: Api<Node> = Api::all(self.client.clone());
-        let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+        let stream =
+            skiff_client::informer::watch(api, watcher::Config::default()).default_backoff();
         skiff_client::informer::for_each_event("nodes", stream, |ev| match ev {
             watcher::Event::Apply(n) | watcher::Event::InitApply(n) => {
                 if let Some(node) = self.nodes.get(&n.name_any()) {

@@ -76,7 +76,7 @@ pub async fn run<R: Runtime>(ctx: Arc<Ctx<R>>) {
         .expect("the runtime's events are taken once, by the pod workers");
     let api: Api<Pod> = Api::all(ctx.client.clone());
     let cfg = watcher::Config::default().fields("spec.nodeName!=");
-    let stream = watcher::watcher(api, cfg).default_backoff();
+    let stream = skiff_client::informer::watch(api, cfg).default_backoff();
     let mut stream = std::pin::pin!(stream);
     let mut workers: HashMap<String, Arc<Slot>> = HashMap::new();
     // UIDs seen during a (re-)list: workers of pods missing from it are stopped.

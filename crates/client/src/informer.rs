@@ -14,6 +14,19 @@ use serde::de::DeserializeOwned;
 
 use crate::queue::WorkQueue;
 
+/// A kube watcher (list, then watch, re-list on 410) whose objects arrive without
+/// `metadata.managedFields`, as kube-controller-manager's informers strip them: no control
+/// loop reads them, and they are often the larger half of an object held in a cache.
+pub fn watch<K>(
+    api: Api<K>,
+    cfg: watcher::Config,
+) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    watcher::watcher(api, cfg).modify(|o: &mut K| o.meta_mut().managed_fields = None)
+}
+
 /// Drives `stream`, calling `on_event` for every event; watch errors are logged (the
 /// watcher retries them with backoff).
 pub async fn for_each_event<K, S>(what: &str, stream: S, mut on_event: impl FnMut(Event<K>))
@@ -44,7 +57,7 @@ where
     Q: Clone + Eq + Hash + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher::watcher(api, cfg).default_backoff());
+    let stream = reflector::reflector(writer, watch(api, cfg).default_backoff());
     let fut = for_each_event(what, stream, move |ev| match ev {
         Event::Apply(o) | Event::Delete(o) | Event::InitApply(o) => {
             if let Some(k) = key(&o) {

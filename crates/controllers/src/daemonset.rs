@@ -88,8 +88,11 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
         "nodes",
         reflector::reflector(
             node_writer,
-            watcher::watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-                .default_backoff(),
+            skiff_client::informer::watch(
+                Api::<Node>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .default_backoff(),
         ),
         {
             // Only what decides eligibility matters (name, labels, taints), not heartbeats.

@@ -67,7 +67,7 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
 
     let rs_stream = reflector::reflector(
         rs_writer,
-        watcher::watcher(
+        skiff_client::informer::watch(
             Api::<ReplicaSet>::all(client.clone()),
             watcher::Config::default(),
         )
@@ -85,7 +85,7 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
     // Pods matter for Recreate, whose new ReplicaSet waits until the old pods are gone:
     // their deletions requeue the Deployment. Only metadata is watched and nothing is
     // kept; the pods themselves are listed live when a Recreate rollout needs them.
-    let pod_stream = watcher::watcher(
+    let pod_stream = skiff_client::informer::watch(
         Api::<PartialObjectMeta<Pod>>::all(client.clone()),
         watcher::Config::default(),
     )

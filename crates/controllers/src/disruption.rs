@@ -43,7 +43,7 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
             "poddisruptionbudgets",
             reflector::reflector(
                 pdbs_w,
-                watcher::watcher(
+                skiff_client::informer::watch(
                     Api::<PodDisruptionBudget>::all(client.clone()),
                     watcher::Config::default(),
                 )
@@ -63,8 +63,11 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
             "pods",
             reflector::reflector(
                 pods_w,
-                watcher::watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-                    .default_backoff(),
+                skiff_client::informer::watch(
+                    Api::<Pod>::all(client.clone()),
+                    watcher::Config::default(),
+                )
+                .default_backoff(),
             ),
             move |ev| {
                 let pod = match ev {

@@ -47,7 +47,7 @@ pub fn watch_services_and_pods(
             "services",
             reflector::reflector(
                 services_w,
-                watcher::watcher(
+                skiff_client::informer::watch(
                     Api::<Service>::all(client.clone()),
                     watcher::Config::default(),
                 )
@@ -67,8 +67,11 @@ pub fn watch_services_and_pods(
             "pods",
             reflector::reflector(
                 pods_w,
-                watcher::watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-                    .default_backoff(),
+                skiff_client::informer::watch(
+                    Api::<Pod>::all(client.clone()),
+                    watcher::Config::default(),
+                )
+                .default_backoff(),
             ),
             move |ev| {
                 let pod = match ev {

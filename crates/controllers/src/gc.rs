@@ -226,7 +226,8 @@ impl Gc {
 
     async fn watch(self: Arc<Self>, ar: ApiResource) {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
-        let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+        let stream =
+            skiff_client::informer::watch(api, watcher::Config::default()).default_backoff();
         let what = format!("{}/{}", ar.api_version, ar.plural);
         let mut seen: Option<HashSet<Uid>> = None;
         let crds = ar.group == "apiextensions.k8s.io" && ar.plural == "customresourcedefinitions";

@@ -134,7 +134,7 @@ pub async fn run(client: Client, range: ClusterCidr) -> anyhow::Result<()> {
     let (nodes, writer) = kube::runtime::reflector::store::<Node>();
     let stream = kube::runtime::reflector::reflector(
         writer,
-        watcher::watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
+        skiff_client::informer::watch(Api::<Node>::all(client.clone()), watcher::Config::default()),
     );
     // Existing allocations are recorded as they are seen; nodes are queued only after the
     // initial list is complete, so a new node never takes a subnet an old one already has.

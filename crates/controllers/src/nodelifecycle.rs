@@ -51,8 +51,11 @@ pub async fn run(client: Client, grace: Duration) -> anyhow::Result<()> {
         "nodes",
         reflector::reflector(
             nodes_w,
-            watcher::watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-                .default_backoff(),
+            skiff_client::informer::watch(
+                Api::<Node>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .default_backoff(),
         ),
         |_| {},
     );
@@ -60,7 +63,7 @@ pub async fn run(client: Client, grace: Duration) -> anyhow::Result<()> {
         "node leases",
         reflector::reflector(
             leases_w,
-            watcher::watcher(
+            skiff_client::informer::watch(
                 Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
                 watcher::Config::default(),
             )

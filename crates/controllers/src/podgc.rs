@@ -36,8 +36,11 @@ pub async fn run(client: Client, threshold: usize) -> anyhow::Result<()> {
         "pods",
         reflector::reflector(
             pods_w,
-            watcher::watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-                .default_backoff(),
+            skiff_client::informer::watch(
+                Api::<Pod>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .default_backoff(),
         ),
         |_| {},
     );
@@ -45,8 +48,11 @@ pub async fn run(client: Client, threshold: usize) -> anyhow::Result<()> {
         "nodes",
         reflector::reflector(
             nodes_w,
-            watcher::watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-                .default_backoff(),
+            skiff_client::informer::watch(
+                Api::<Node>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .default_backoff(),
         ),
         |_| {},
     );

@@ -493,7 +493,7 @@ pub async fn run<K: ReplicaOwner>(client: Client) -> anyhow::Result<()> {
     });
     let pod_stream = reflector::reflector(
         pod_writer,
-        watcher::watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
+        skiff_client::informer::watch(Api::<Pod>::all(client.clone()), watcher::Config::default())
             .default_backoff(),
     );
     // Pod uid → the owner key it counted for, to tell additions from updates and to

@@ -35,8 +35,11 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
             "nodes",
             reflector::reflector(
                 nodes_w,
-                watcher::watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-                    .default_backoff(),
+                skiff_client::informer::watch(
+                    Api::<Node>::all(client.clone()),
+                    watcher::Config::default(),
+                )
+                .default_backoff(),
             ),
             move |ev| {
                 let (node, gone) = match ev {
@@ -72,7 +75,7 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
             "pods",
             reflector::reflector(
                 pods_w,
-                watcher::watcher(
+                skiff_client::informer::watch(
                     Api::<Pod>::all(client.clone()),
                     watcher::Config::default().fields("spec.nodeName!="),
                 )

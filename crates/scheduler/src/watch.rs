@@ -10,7 +10,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher::Event;
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 use tokio::sync::watch as signal;
@@ -62,7 +62,8 @@ pub async fn run(client: Client, shared: Arc<Shared>) {
 
 async fn priority_classes(client: Client, shared: Arc<Shared>, synced: signal::Sender<bool>) {
     let stream =
-        watcher::watcher(Api::<PriorityClass>::all(client), Default::default()).default_backoff();
+        skiff_client::informer::watch(Api::<PriorityClass>::all(client), Default::default())
+            .default_backoff();
     let mut stream = std::pin::pin!(stream);
     let mut fresh: Option<HashMap<String, (i32, bool)>> = None;
     while let Some(ev) = stream.next().await {
@@ -106,7 +107,8 @@ async fn priority_classes(client: Client, shared: Arc<Shared>, synced: signal::S
 }
 
 async fn nodes(client: Client, shared: Arc<Shared>) {
-    let stream = watcher::watcher(Api::<Node>::all(client), Default::default()).default_backoff();
+    let stream = skiff_client::informer::watch(Api::<Node>::all(client), Default::default())
+        .default_backoff();
     let mut stream = std::pin::pin!(stream);
     let mut seen: Option<HashSet<String>> = None;
     while let Some(ev) = stream.next().await {
@@ -235,7 +237,8 @@ fn on_pod_deleted(shared: &Shared, key: &str) {
 async fn pods(client: Client, shared: Arc<Shared>, mut synced: signal::Receiver<bool>) {
     // Priorities must be known before pods are queued.
     let _ = synced.wait_for(|s| *s).await;
-    let stream = watcher::watcher(Api::<Pod>::all(client), Default::default()).default_backoff();
+    let stream = skiff_client::informer::watch(Api::<Pod>::all(client), Default::default())
+        .default_backoff();
     let mut stream = std::pin::pin!(stream);
     let mut seen: Option<HashSet<String>> = None;
     while let Some(ev) = stream.next().await {
@@ -283,7 +286,7 @@ async fn pdbs(client: Client, shared: Arc<Shared>) {
     let api = Api::<PodDisruptionBudget>::all(client);
     let stream = kube::runtime::reflector::reflector(
         kube::runtime::reflector::store::Writer::default(),
-        watcher::watcher(api, Default::default()).default_backoff(),
+        skiff_client::informer::watch(api, Default::default()).default_backoff(),
     );
     let mut stream = std::pin::pin!(stream);
     let mut all: HashMap<String, Pdb> = HashMap::new();
