@@ -52,6 +52,11 @@ impl Filter {
         })
     }
 
+    /// No selectors: every object matches, so nothing needs decoding to decide.
+    pub fn is_everything(&self) -> bool {
+        self.labels.is_none() && self.fields.is_none()
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         if let Some(sel) = &self.labels {
             let empty = Map::new();
@@ -223,6 +228,19 @@ fn decode_kv(res: &Resource, kv: &KeyValue) -> Option<Value> {
 
 /// Maps one store event to a watch event, applying upstream's selector transitions.
 fn translate(res: &Resource, filter: &Filter, ev: &Event) -> Option<(&'static str, Value)> {
+    // Without selectors an update needs only the new object: the previous one matched
+    // whenever it existed. (Decoding is the watch path's main cost, per watcher and event.)
+    if filter.is_everything() && ev.kind == EventType::Put {
+        let new = decode_kv(res, &ev.kv)?;
+        return Some((
+            if ev.prev_kv.is_some() {
+                "MODIFIED"
+            } else {
+                "ADDED"
+            },
+            new,
+        ));
+    }
     let prev = ev.prev_kv.as_ref().and_then(|kv| decode_kv(res, kv));
     let prev_matches = prev.as_ref().is_some_and(|p| filter.matches(p));
     match ev.kind {
