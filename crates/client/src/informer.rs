@@ -42,6 +42,23 @@ where
     }
 }
 
+/// A watch-fed store of `api`'s objects (without managedFields). Returns the store and the
+/// future that keeps it current, which calls `on_event` for every event.
+pub fn cached<K>(
+    what: &'static str,
+    api: Api<K>,
+    cfg: watcher::Config,
+    on_event: impl FnMut(Event<K>) + Send,
+) -> (Store<K>, impl std::future::Future<Output = ()> + Send)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watch(api, cfg).default_backoff());
+    (reader, for_each_event(what, stream, on_event))
+}
+
 /// A watch of `api` that keeps a store of its objects and queues `key(obj)` for every
 /// applied or deleted object. Returns the store and the future that drives the watch.
 pub fn watch_to_queue<K, Q>(
@@ -56,17 +73,14 @@ where
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
     Q: Clone + Eq + Hash + Send + Sync + 'static,
 {
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watch(api, cfg).default_backoff());
-    let fut = for_each_event(what, stream, move |ev| match ev {
+    cached(what, api, cfg, move |ev| match ev {
         Event::Apply(o) | Event::Delete(o) | Event::InitApply(o) => {
             if let Some(k) = key(&o) {
                 queue.add(k);
             }
         }
         Event::Init | Event::InitDone => {}
-    });
-    (reader, fut)
+    })
 }
 
 /// The skeleton of controllers that keep one object named `object_name` in every active

@@ -25,11 +25,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
-use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
 
 use skiff_client::events::Recorder;
-use skiff_client::informer::for_each_event;
+use skiff_client::informer::cached;
 use skiff_client::taints::{NOT_READY, NO_EXECUTE, NO_SCHEDULE, UNREACHABLE, UNSCHEDULABLE};
 
 /// How often node health is looked at (upstream's `--node-monitor-period`).
@@ -45,30 +44,16 @@ struct Probe {
 }
 
 pub async fn run(client: Client, grace: Duration) -> anyhow::Result<()> {
-    let (nodes, nodes_w) = reflector::store::<Node>();
-    let (leases, leases_w) = reflector::store::<Lease>();
-    let node_watch = for_each_event(
+    let (nodes, node_watch) = cached(
         "nodes",
-        reflector::reflector(
-            nodes_w,
-            skiff_client::informer::watch(
-                Api::<Node>::all(client.clone()),
-                watcher::Config::default(),
-            )
-            .default_backoff(),
-        ),
+        Api::<Node>::all(client.clone()),
+        watcher::Config::default(),
         |_| {},
     );
-    let lease_watch = for_each_event(
+    let (leases, lease_watch) = cached(
         "node leases",
-        reflector::reflector(
-            leases_w,
-            skiff_client::informer::watch(
-                Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
-                watcher::Config::default(),
-            )
-            .default_backoff(),
-        ),
+        Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
+        watcher::Config::default(),
         |_| {},
     );
     let monitor = monitor(client, nodes, leases, grace);

@@ -16,12 +16,11 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
 
-use skiff_client::informer::for_each_event;
+use skiff_client::informer::cached;
 
 pub const CHECK_PERIOD: Duration = Duration::from_secs(20);
 pub const QUARANTINE: Duration = Duration::from_secs(40);
@@ -30,32 +29,9 @@ pub const DEFAULT_THRESHOLD: usize = 12500;
 const OUT_OF_SERVICE: &str = "node.kubernetes.io/out-of-service";
 
 pub async fn run(client: Client, threshold: usize) -> anyhow::Result<()> {
-    let (pods, pods_w) = reflector::store::<Pod>();
-    let (nodes, nodes_w) = reflector::store::<Node>();
-    let pod_watch = for_each_event(
-        "pods",
-        reflector::reflector(
-            pods_w,
-            skiff_client::informer::watch(
-                Api::<Pod>::all(client.clone()),
-                watcher::Config::default(),
-            )
-            .default_backoff(),
-        ),
-        |_| {},
-    );
-    let node_watch = for_each_event(
-        "nodes",
-        reflector::reflector(
-            nodes_w,
-            skiff_client::informer::watch(
-                Api::<Node>::all(client.clone()),
-                watcher::Config::default(),
-            )
-            .default_backoff(),
-        ),
-        |_| {},
-    );
+    let all = watcher::Config::default;
+    let (pods, pod_watch) = cached("pods", Api::<Pod>::all(client.clone()), all(), |_| {});
+    let (nodes, node_watch) = cached("nodes", Api::<Node>::all(client.clone()), all(), |_| {});
     let gc = async move {
         let _ = tokio::join!(pods.wait_until_ready(), nodes.wait_until_ready());
         let mut missing_since: HashMap<String, Instant> = HashMap::new();

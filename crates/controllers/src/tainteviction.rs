@@ -11,13 +11,12 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
 
 use skiff_client::events::Recorder;
-use skiff_client::informer::for_each_event;
+use skiff_client::informer::cached;
 use skiff_client::queue::{run_workers, Next, WorkQueue};
 use skiff_client::taints::{no_execute_tolerance, NO_EXECUTE};
 
@@ -25,22 +24,27 @@ type PodKey = (String, String);
 
 pub async fn run(client: Client) -> anyhow::Result<()> {
     let queue = WorkQueue::<PodKey>::new();
-    let (nodes, nodes_w) = reflector::store::<Node>();
-    let (pods, pods_w) = reflector::store::<Pod>();
+    let (pods, pod_watch) = {
+        let queue = queue.clone();
+        cached(
+            "pods",
+            Api::<Pod>::all(client.clone()),
+            watcher::Config::default().fields("spec.nodeName!="),
+            move |ev| {
+                if let Event::Apply(p) | Event::InitApply(p) = ev {
+                    queue.add(key(&p))
+                }
+            },
+        )
+    };
     // Only a change in a node's NoExecute taints concerns its pods: heartbeats do not.
     let seen_taints: Arc<Mutex<HashMap<String, Vec<Taint>>>> = Default::default();
-    let node_watch = {
+    let (nodes, node_watch) = {
         let (queue, pods, seen) = (queue.clone(), pods.clone(), seen_taints.clone());
-        for_each_event(
+        cached(
             "nodes",
-            reflector::reflector(
-                nodes_w,
-                skiff_client::informer::watch(
-                    Api::<Node>::all(client.clone()),
-                    watcher::Config::default(),
-                )
-                .default_backoff(),
-            ),
+            Api::<Node>::all(client.clone()),
+            watcher::Config::default(),
             move |ev| {
                 let (node, gone) = match ev {
                     Event::Apply(n) | Event::InitApply(n) => (n, false),
@@ -66,24 +70,6 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
                         }
                     }
                 }
-            },
-        )
-    };
-    let pod_watch = {
-        let queue = queue.clone();
-        for_each_event(
-            "pods",
-            reflector::reflector(
-                pods_w,
-                skiff_client::informer::watch(
-                    Api::<Pod>::all(client.clone()),
-                    watcher::Config::default().fields("spec.nodeName!="),
-                )
-                .default_backoff(),
-            ),
-            move |ev| match ev {
-                Event::Apply(p) | Event::InitApply(p) => queue.add(key(&p)),
-                _ => {}
             },
         )
     };
