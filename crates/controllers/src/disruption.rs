@@ -19,13 +19,12 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatu
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::PostParams;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
 
 use skiff_client::events::Recorder;
-use skiff_client::informer::for_each_event;
+use skiff_client::informer::cached;
 use skiff_client::queue::{run_workers, Next, WorkQueue};
 
 /// How long an eviction recorded in `disruptedPods` is waited for (upstream: 2 minutes).
@@ -35,40 +34,25 @@ type Key = (String, String);
 
 pub async fn run(client: Client) -> anyhow::Result<()> {
     let queue = WorkQueue::<Key>::new();
-    let (pdbs, pdbs_w) = reflector::store::<PodDisruptionBudget>();
-    let (pods, pods_w) = reflector::store::<Pod>();
-    let pdb_watch = {
+    let (pdbs, pdb_watch) = {
         let queue = queue.clone();
-        for_each_event(
+        cached(
             "poddisruptionbudgets",
-            reflector::reflector(
-                pdbs_w,
-                skiff_client::informer::watch(
-                    Api::<PodDisruptionBudget>::all(client.clone()),
-                    watcher::Config::default(),
-                )
-                .default_backoff(),
-            ),
-            move |ev| match ev {
-                Event::Apply(p) | Event::InitApply(p) => {
+            Api::<PodDisruptionBudget>::all(client.clone()),
+            watcher::Config::default(),
+            move |ev| {
+                if let Event::Apply(p) | Event::InitApply(p) = ev {
                     queue.add((p.namespace().unwrap_or_default(), p.name_any()))
                 }
-                _ => {}
             },
         )
     };
-    let pod_watch = {
+    let (pods, pod_watch) = {
         let (queue, pdbs) = (queue.clone(), pdbs.clone());
-        for_each_event(
+        cached(
             "pods",
-            reflector::reflector(
-                pods_w,
-                skiff_client::informer::watch(
-                    Api::<Pod>::all(client.clone()),
-                    watcher::Config::default(),
-                )
-                .default_backoff(),
-            ),
+            Api::<Pod>::all(client.clone()),
+            watcher::Config::default(),
             move |ev| {
                 let pod = match ev {
                     Event::Apply(p) | Event::Delete(p) => p,

@@ -15,12 +15,11 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
 
-use skiff_client::informer::for_each_event;
+use skiff_client::informer::cached;
 use skiff_client::queue::{run_workers, Next, WorkQueue};
 
 /// Upstream's cap on addresses in one Endpoints object.
@@ -39,20 +38,12 @@ pub fn watch_services_and_pods(
     Store<Pod>,
     impl std::future::Future<Output = ()> + Send,
 ) {
-    let (services, services_w) = reflector::store::<Service>();
-    let (pods, pods_w) = reflector::store::<Pod>();
-    let svc_watch = {
+    let (services, svc_watch) = {
         let queue = queue.clone();
-        for_each_event(
+        cached(
             "services",
-            reflector::reflector(
-                services_w,
-                skiff_client::informer::watch(
-                    Api::<Service>::all(client.clone()),
-                    watcher::Config::default(),
-                )
-                .default_backoff(),
-            ),
+            Api::<Service>::all(client.clone()),
+            watcher::Config::default(),
             move |ev| match ev {
                 Event::Apply(s) | Event::InitApply(s) | Event::Delete(s) => {
                     queue.add((s.namespace().unwrap_or_default(), s.name_any()))
@@ -61,18 +52,12 @@ pub fn watch_services_and_pods(
             },
         )
     };
-    let pod_watch = {
+    let (pods, pod_watch) = {
         let services = services.clone();
-        for_each_event(
+        cached(
             "pods",
-            reflector::reflector(
-                pods_w,
-                skiff_client::informer::watch(
-                    Api::<Pod>::all(client.clone()),
-                    watcher::Config::default(),
-                )
-                .default_backoff(),
-            ),
+            Api::<Pod>::all(client.clone()),
+            watcher::Config::default(),
             move |ev| {
                 let pod = match ev {
                     Event::Apply(p) | Event::Delete(p) => p,
