@@ -26,6 +26,7 @@ use kube::{Api, Client, ResourceExt};
 use skiff_client::events::Recorder;
 use skiff_client::informer::cached;
 use skiff_client::queue::{run_workers, Next, WorkQueue};
+use skiff_client::workload::is_ready;
 
 /// How long an eviction recorded in `disruptedPods` is waited for (upstream: 2 minutes).
 const DELETION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -81,13 +82,6 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
     });
     tokio::join!(pdb_watch, pod_watch, work);
     Ok(())
-}
-
-fn pod_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// `value` of `total`: an integer, or a percentage rounded up (as upstream's
@@ -254,7 +248,7 @@ async fn sync(
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| !disrupted.contains_key(&p.name_any()))
-        .filter(|p| pod_ready(p))
+        .filter(|p| is_ready(p))
         .count() as i32;
     let (expected, desired, failure) = match expectations(client, pdb, &selected).await {
         Ok((e, d)) => (e, d, None),

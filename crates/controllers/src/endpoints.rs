@@ -21,6 +21,7 @@ use kube::{Api, Client, ResourceExt};
 
 use skiff_client::informer::cached;
 use skiff_client::queue::{run_workers, Next, WorkQueue};
+use skiff_client::workload::is_ready;
 
 /// Upstream's cap on addresses in one Endpoints object.
 pub const MAX_ADDRESSES: usize = 1000;
@@ -119,13 +120,6 @@ pub fn selected_pods(svc: &Service, pods: &Store<Pod>) -> Vec<Arc<Pod>> {
         .collect();
     out.sort_by_key(|p| p.name_any());
     out
-}
-
-pub fn pod_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 pub fn pod_ip(p: &Pod) -> String {
@@ -269,7 +263,7 @@ pub fn desired_subsets(svc: &Service, pods: &[Arc<Pod>]) -> (Vec<EndpointSubset>
             target_ref: Some(pod_reference(pod)),
         };
         let entry = groups.entry(ports).or_default();
-        if publish_not_ready || pod_ready(pod) {
+        if publish_not_ready || is_ready(pod) {
             entry.0.push(addr);
         } else {
             entry.1.push(addr);

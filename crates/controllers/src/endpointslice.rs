@@ -17,10 +17,11 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 
 use crate::endpoints::{
-    pod_ip, pod_ready, pod_reference, resolve_ports, selected_pods, selector,
-    watch_services_and_pods, ResolvedPort, ServiceKey,
+    pod_ip, pod_reference, resolve_ports, selected_pods, selector, watch_services_and_pods,
+    ResolvedPort, ServiceKey,
 };
 use skiff_client::queue::{run_workers, Next, WorkQueue};
+use skiff_client::workload::is_ready;
 
 pub const MAX_ENDPOINTS: usize = 100;
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -76,7 +77,7 @@ pub fn desired_slices(svc: &Service, pods: &[Arc<Pod>]) -> Vec<SliceContent> {
         }
         ports.sort();
         let terminating = pod.metadata.deletion_timestamp.is_some();
-        let serving = pod_ready(pod);
+        let serving = is_ready(pod);
         let spec = pod.spec.as_ref();
         let hostname = spec.and_then(|s| {
             let sub = s.subdomain.as_deref()?;

@@ -21,6 +21,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 
 use skiff_client::informer::cached;
+use skiff_client::workload::phase;
 
 pub const CHECK_PERIOD: Duration = Duration::from_secs(20);
 pub const QUARANTINE: Duration = Duration::from_secs(40);
@@ -48,10 +49,7 @@ pub async fn run(client: Client, threshold: usize) -> anyhow::Result<()> {
 }
 
 fn is_terminal(p: &Pod) -> bool {
-    matches!(
-        p.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded") | Some("Failed")
-    )
+    matches!(phase(p), "Succeeded" | "Failed")
 }
 
 fn node_of(p: &Pod) -> Option<&str> {

@@ -486,24 +486,6 @@ fn a_bad_cluster_cidr_is_refused_with_a_message() {
     );
 }
 
-fn taint_keys(s: &Server, node: &str) -> Vec<String> {
-    let n = s.get_json(&["node", node]);
-    n["spec"]["taints"]
-        .as_array()
-        .map(|ts| {
-            ts.iter()
-                .map(|t| {
-                    format!(
-                        "{}:{}",
-                        t["key"].as_str().unwrap(),
-                        t["effect"].as_str().unwrap()
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Posts a Ready heartbeat for `node`, as a kubelet would. The controller only looks at
 /// whether the heartbeat time changes, so a stamp that changes every second is enough.
 fn heartbeat(s: &Server, node: &str) {
@@ -580,7 +562,7 @@ fn silent_nodes_become_unreachable_and_their_pods_are_evicted_after_their_tolera
     );
     eventually("unreachable taints on n1", || {
         heartbeat(&s, "n2");
-        let t = taint_keys(&s, "n1");
+        let t = s.taint_keys("n1");
         t.contains(&"node.kubernetes.io/unreachable:NoSchedule".to_string())
             && t.contains(&"node.kubernetes.io/unreachable:NoExecute".to_string())
     });
@@ -603,11 +585,7 @@ fn silent_nodes_become_unreachable_and_their_pods_are_evicted_after_their_tolera
     for p in ["default", "forever", "victim", "tolerant"] {
         assert!(!deleting(&s, p), "{p} was evicted");
     }
-    assert!(
-        taint_keys(&s, "n2").is_empty(),
-        "{:?}",
-        taint_keys(&s, "n2")
-    );
+    assert!(s.taint_keys("n2").is_empty(), "{:?}", s.taint_keys("n2"));
 
     // A NoExecute taint by hand evicts what does not tolerate it, at once.
     s.ok(&["taint", "node", "n2", "dedicated=db:NoExecute"]);
@@ -618,12 +596,12 @@ fn silent_nodes_become_unreachable_and_their_pods_are_evicted_after_their_tolera
     s.ok(&["cordon", "n1"]);
     eventually("n1 ready and cordoned", || {
         heartbeat(&s, "n1");
-        taint_keys(&s, "n1") == ["node.kubernetes.io/unschedulable:NoSchedule"]
+        s.taint_keys("n1") == ["node.kubernetes.io/unschedulable:NoSchedule"]
     });
     s.ok(&["uncordon", "n1"]);
     eventually("n1 untainted", || {
         heartbeat(&s, "n1");
-        taint_keys(&s, "n1").is_empty()
+        s.taint_keys("n1").is_empty()
     });
 }
 

@@ -39,23 +39,6 @@ fn live_nodes(s: &Server) -> Vec<String> {
     v
 }
 
-fn taints(s: &Server, node: &str) -> Vec<String> {
-    s.get_json(&["node", node])["spec"]["taints"]
-        .as_array()
-        .map(|ts| {
-            ts.iter()
-                .map(|t| {
-                    format!(
-                        "{}:{}",
-                        t["key"].as_str().unwrap(),
-                        t["effect"].as_str().unwrap()
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn tainted_and_silent_nodes_lose_their_pods_to_healthy_ones() {
     let s = Server::start_with(&["--node-monitor-grace-period", "5"]);
@@ -126,7 +109,7 @@ spec:
         })
     });
     eventually("unreachable taints on sim-1", || {
-        let t = taints(&s, "sim-1");
+        let t = s.taint_keys("sim-1");
         t.contains(&"node.kubernetes.io/unreachable:NoExecute".to_string())
             && t.contains(&"node.kubernetes.io/unreachable:NoSchedule".to_string())
     });
@@ -149,7 +132,7 @@ spec:
         "node.skiff.dev/simulate-heartbeat-",
     ]);
     eventually("sim-1 ready and untainted", || {
-        taints(&s, "sim-1").is_empty()
+        s.taint_keys("sim-1").is_empty()
     });
 }
 
@@ -217,7 +200,7 @@ spec:
         let n = live_nodes(&s);
         n.len() == 3 && !n.contains(&"sim-0".to_string())
     });
-    assert!(
-        taints(&s, "sim-0").contains(&"node.kubernetes.io/unschedulable:NoSchedule".to_string())
-    );
+    assert!(s
+        .taint_keys("sim-0")
+        .contains(&"node.kubernetes.io/unschedulable:NoSchedule".to_string()));
 }

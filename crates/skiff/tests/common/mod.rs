@@ -328,6 +328,24 @@ impl Server {
         false
     }
 
+    /// A node's taints as `key:Effect`, in order.
+    pub fn taint_keys(&self, node: &str) -> Vec<String> {
+        self.get_json(&["node", node])["spec"]["taints"]
+            .as_array()
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| {
+                        format!(
+                            "{}:{}",
+                            t["key"].as_str().unwrap(),
+                            t["effect"].as_str().unwrap()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Starts `skiff agent --kubeconfig <admin.kubeconfig> <args>` (for example
     /// `["--simulate", "3"]`); the process is killed when the returned [`Agent`] drops.
     pub fn start_agent(&self, args: &[&str]) -> Agent {
