@@ -23,6 +23,7 @@ pub mod rest;
 pub mod route;
 pub mod serve;
 pub mod watch;
+pub mod watchcache;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +67,8 @@ pub struct ApiServer {
     pub metrics: metrics::Metrics,
     /// The address clients reach this server at (for `/api` serverAddressByClientCIDRs).
     pub advertise: String,
+    /// Shared decoded watch events per built-in resource.
+    pub watch_cache: watchcache::WatchCaches,
 }
 
 impl ApiServer {
@@ -78,6 +81,7 @@ impl ApiServer {
             stop_watches,
             metrics: metrics::Metrics::default(),
             advertise,
+            watch_cache: watchcache::WatchCaches::default(),
         })
     }
 

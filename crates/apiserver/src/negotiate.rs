@@ -18,6 +18,11 @@ pub enum Output {
     Table {
         v1beta1: bool,
     },
+    /// `meta.k8s.io` PartialObjectMetadata (List): only each object's metadata, what
+    /// metadata informers (client-go's metadata client, kube-rs' `watch_metadata`) ask for.
+    Metadata {
+        v1beta1: bool,
+    },
 }
 
 /// One media range of an `Accept` header.
@@ -66,6 +71,15 @@ pub fn output(accept: Option<&str>) -> Result<Output, Status> {
                 match r.param("v") {
                     Some("v1") => return Ok(Output::Table { v1beta1: false }),
                     Some("v1beta1") => return Ok(Output::Table { v1beta1: true }),
+                    _ => continue,
+                }
+            }
+            ("application/json", Some("PartialObjectMetadata" | "PartialObjectMetadataList"))
+                if r.param("g") == Some("meta.k8s.io") =>
+            {
+                match r.param("v") {
+                    Some("v1") => return Ok(Output::Metadata { v1beta1: false }),
+                    Some("v1beta1") => return Ok(Output::Metadata { v1beta1: true }),
                     _ => continue,
                 }
             }

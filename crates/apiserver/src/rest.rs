@@ -1613,6 +1613,24 @@ async fn list(
             Some(&rv),
             result.continue_token.as_deref(),
         ),
+        Output::Metadata { v1beta1 } => {
+            let mut meta = Map::new();
+            meta.insert("resourceVersion".into(), json!(rv));
+            if let Some(c) = &result.continue_token {
+                meta.insert("continue".into(), json!(c));
+            }
+            let items: Vec<Value> = result
+                .items
+                .iter()
+                .map(|o| crate::watch::partial_metadata(o, v1beta1))
+                .collect();
+            json!({
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+                "metadata": meta,
+                "items": items,
+            })
+        }
         _ => {
             let mut meta = Map::new();
             meta.insert("resourceVersion".into(), json!(rv));
@@ -1646,11 +1664,7 @@ fn is_builtin(res: &Resource) -> bool {
 /// that shape take the parsing path.
 async fn list_json_raw(srv: &ApiServer, rr: &ResourceRequest, q: &Query) -> Result<Resp, Status> {
     let res = rr.res;
-    let prefix = format!(
-        "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{{",
-        serde_json::to_string(res.kind).expect("strings serialise"),
-        serde_json::to_string(&res.api_version()).expect("strings serialise"),
-    );
+    let prefix = stored_prefix(res);
     let result = list_paged(srv, rr, q, |kv| {
         Ok(Some(
             match splice_resource_version(&kv.value, prefix.as_bytes(), kv.mod_revision) {
@@ -1687,10 +1701,24 @@ async fn list_json_raw(srv: &ApiServer, rr: &ResourceRequest, q: &Query) -> Resu
         .unwrap())
 }
 
+/// How every stored object of a built-in resource begins:
+/// `{"kind":..,"apiVersion":..,"metadata":{`.
+pub(crate) fn stored_prefix(res: &Resource) -> String {
+    format!(
+        "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{{",
+        serde_json::to_string(res.kind).expect("strings serialise"),
+        serde_json::to_string(&res.api_version()).expect("strings serialise"),
+    )
+}
+
 /// Inserts `"resourceVersion":"N"` into a stored object that starts with `prefix`
 /// (`{"kind":..,"apiVersion":..,"metadata":{`): after the uid when present (upstream's
 /// field order), else first in metadata.
-fn splice_resource_version(stored: &[u8], prefix: &[u8], revision: i64) -> Option<Vec<u8>> {
+pub(crate) fn splice_resource_version(
+    stored: &[u8],
+    prefix: &[u8],
+    revision: i64,
+) -> Option<Vec<u8>> {
     if !stored.starts_with(prefix) {
         return None;
     }
@@ -1741,6 +1769,11 @@ fn object_response(res: &Resource, code: StatusCode, obj: &Value, out: Output) -
                 meta_str(obj, "resourceVersion"),
                 None,
             )
+        }
+        Output::Metadata { v1beta1 }
+            if obj.get("kind").and_then(Value::as_str) == Some(res.kind) =>
+        {
+            crate::watch::partial_metadata(obj, v1beta1)
         }
         _ => obj.clone(),
     };

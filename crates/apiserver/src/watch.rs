@@ -15,16 +15,19 @@ use skiff_api::registry::Resource;
 use skiff_api::selectors::{FieldSelector, LabelSelector};
 use skiff_api::status::Status;
 use skiff_api::strategy::meta_str;
-use skiff_store::{Event, EventType, KeyValue, StoreError};
+use skiff_store::{EventType, StoreError};
 use tokio::sync::mpsc;
 
 use crate::negotiate::Output;
-use crate::rest::{self, decode_stored, list_prefix};
+use crate::rest::{self, list_prefix};
 use crate::route::{Query, ResourceRequest};
+use crate::watchcache::{CachedEvent, Wire};
 use crate::{ApiServer, Resp};
 
 /// How often a watch with `allowWatchBookmarks` gets a BOOKMARK.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
+/// At most this many queued events are joined into one body frame.
+const COALESCE: usize = 64;
 /// Upstream's default watch timeout (`--min-request-timeout`).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
@@ -55,6 +58,20 @@ impl Filter {
     /// No selectors: every object matches, so nothing needs decoding to decide.
     pub fn is_everything(&self) -> bool {
         self.labels.is_none() && self.fields.is_none()
+    }
+
+    /// Only a label selector: deciding needs an object's labels, not the object.
+    pub fn labels_only(&self) -> bool {
+        self.fields.is_none()
+    }
+
+    /// Whether `metadata` has matching labels (for [`Filter::labels_only`] filters).
+    pub fn matches_metadata(&self, metadata: &Map<String, Value>) -> bool {
+        let Some(sel) = &self.labels else { return true };
+        match metadata.get("labels").and_then(Value::as_object) {
+            Some(labels) => sel.matches(labels),
+            None => sel.matches(&Map::new()),
+        }
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
@@ -126,11 +143,7 @@ fn table_with(
             let object = match include {
                 "None" => Value::Null,
                 "Object" => obj.clone(),
-                _ => json!({
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
-                    "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
-                }),
+                _ => partial_metadata(obj, v1beta1),
             };
             let cells = match &custom {
                 Some(v) => v.cells(obj, now),
@@ -162,6 +175,19 @@ fn table_with(
     })
 }
 
+/// `obj` as a `meta.k8s.io` PartialObjectMetadata: its metadata alone.
+pub fn partial_metadata(obj: &Value, v1beta1: bool) -> Value {
+    partial_of(obj.get("metadata").cloned().unwrap_or(json!({})), v1beta1)
+}
+
+fn partial_of(metadata: Value, v1beta1: bool) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+        "metadata": metadata,
+    })
+}
+
 /// Encodes watch events for one client.
 struct Encoder {
     res: &'static Resource,
@@ -189,10 +215,39 @@ impl Encoder {
                 self.sent_columns = true;
                 t
             }
+            Output::Metadata { v1beta1 } if kind != "ERROR" => partial_metadata(&obj, v1beta1),
             _ => obj,
         };
+        self.plain(kind, &object)
+    }
+
+    /// A watch event; the same bytes for every watcher with this encoding, made once per
+    /// event. `None` if the stored object does not decode.
+    fn shared(&mut self, kind: &str, ev: &CachedEvent) -> Option<Bytes> {
+        match self.out {
+            Output::Table { .. } => Some(self.event(kind, ev.object()?.clone())),
+            Output::Metadata { v1beta1 } => {
+                let partial = || {
+                    let meta = Value::Object(ev.metadata()?.clone());
+                    Some(self.plain(kind, &partial_of(meta, v1beta1)))
+                };
+                if v1beta1 {
+                    partial()
+                } else {
+                    ev.encoded(kind, Wire::Metadata, partial)
+                }
+            }
+            _ if self.protobuf => ev.encoded(kind, Wire::Protobuf, || {
+                Some(self.plain(kind, ev.object()?))
+            }),
+            _ => ev.encoded(kind, Wire::Json, || ev.json_line(kind)),
+        }
+    }
+
+    /// `{"type": kind, "object": object}` as a JSON line or a protobuf frame.
+    fn plain(&self, kind: &str, object: &Value) -> Bytes {
         if self.protobuf {
-            let frame = skiff_proto::encode_watch_frame(kind, &object).or_else(|e| {
+            let frame = skiff_proto::encode_watch_frame(kind, object).or_else(|e| {
                 let status = Status::internal(format!("encoding a watch event: {e}"));
                 let v: Value = serde_json::from_slice(&status.to_json()).expect("Status is JSON");
                 skiff_proto::encode_watch_frame("ERROR", &v)
@@ -222,45 +277,49 @@ impl Encoder {
     }
 }
 
-fn decode_kv(res: &Resource, kv: &KeyValue) -> Option<Value> {
-    decode_stored(res, kv).ok()
-}
-
-/// Maps one store event to a watch event, applying upstream's selector transitions.
-fn translate(res: &Resource, filter: &Filter, ev: &Event) -> Option<(&'static str, Value)> {
-    // Without selectors an update needs only the new object: the previous one matched
-    // whenever it existed. (Decoding is the watch path's main cost, per watcher and event.)
-    if filter.is_everything() && ev.kind == EventType::Put {
-        let new = decode_kv(res, &ev.kv)?;
-        return Some((
-            if ev.prev_kv.is_some() {
-                "MODIFIED"
-            } else {
-                "ADDED"
-            },
-            new,
-        ));
-    }
-    let prev = ev.prev_kv.as_ref().and_then(|kv| decode_kv(res, kv));
-    let prev_matches = prev.as_ref().is_some_and(|p| filter.matches(p));
+/// The watch event type a store event becomes for this filter (upstream's selector
+/// transitions), or `None` when the watcher does not see it.
+fn translate(filter: &Filter, ev: &CachedEvent) -> Option<&'static str> {
     match ev.kind {
+        // Without selectors nothing needs decoding: the previous object matched whenever it
+        // existed.
+        EventType::Put if filter.is_everything() => {
+            Some(if ev.had_prev { "MODIFIED" } else { "ADDED" })
+        }
         EventType::Put => {
-            let new = decode_kv(res, &ev.kv)?;
-            let new_matches = filter.matches(&new);
+            let (prev_matches, new_matches) = if filter.labels_only() {
+                let prev = ev
+                    .prev_metadata()
+                    .is_some_and(|m| filter.matches_metadata(m));
+                (prev, filter.matches_metadata(ev.metadata()?))
+            } else {
+                let prev = ev.prev().is_some_and(|p| filter.matches(p));
+                (prev, filter.matches(ev.object()?))
+            };
             match (prev_matches, new_matches) {
-                (true, true) => Some(("MODIFIED", new)),
-                (false, true) => Some(("ADDED", new)),
-                (true, false) => Some(("DELETED", new)),
+                (true, true) => Some("MODIFIED"),
+                (false, true) => Some("ADDED"),
+                (true, false) => Some("DELETED"),
                 (false, false) => None,
             }
         }
-        EventType::Delete => {
-            let mut obj = prev.filter(|_| prev_matches)?;
-            skiff_api::strategy::meta_mut(&mut obj)
-                .insert("resourceVersion".into(), json!(ev.revision().to_string()));
-            Some(("DELETED", obj))
+        EventType::Delete if filter.is_everything() => Some("DELETED"),
+        EventType::Delete if filter.labels_only() => {
+            filter.matches_metadata(ev.metadata()?).then_some("DELETED")
         }
+        EventType::Delete => filter.matches(ev.object()?).then_some("DELETED"),
     }
+}
+
+fn concat(mut chunks: Vec<Bytes>) -> Bytes {
+    if chunks.len() == 1 {
+        return chunks.pop().unwrap_or_default();
+    }
+    let mut out = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
+    for c in &chunks {
+        out.extend_from_slice(c);
+    }
+    Bytes::from(out)
 }
 
 pub async fn serve(
@@ -336,7 +395,18 @@ pub async fn serve(
     } else {
         rv.unwrap_or(0) + 1
     };
-    let stream = match srv.store.watch(&prefix, from).await {
+    let cached = srv
+        .watch_cache
+        .watch(&srv.store, res, rr.namespace.as_deref(), from)
+        .await;
+    let stream = match cached {
+        Some(s) => Ok(s),
+        None => srv.store.watch(&prefix, from).await.map(|s| {
+            s.map(move |r| r.map(|ev| Arc::new(CachedEvent::new(res, ev))))
+                .boxed()
+        }),
+    };
+    let stream = match stream {
         Ok(s) => Some(s),
         Err(StoreError::Compacted {
             requested,
@@ -381,9 +451,9 @@ pub async fn serve(
                 item = stream.next() => match item {
                     None => return,
                     Some(Ok(ev)) => {
-                        last_rv = ev.revision();
-                        match translate(res, &filter, &ev) {
-                            Some((kind, obj)) => enc.event(kind, obj),
+                        last_rv = ev.revision;
+                        match translate(&filter, &ev).and_then(|kind| enc.shared(kind, &ev)) {
+                            Some(bytes) => bytes,
                             None => continue,
                         }
                     }
@@ -408,9 +478,12 @@ pub async fn serve(
             }
         }
     });
+    // Events already queued go out as one write: under load that is one TLS record and
+    // one system call for many events instead of one each.
     let body = StreamBody::new(
         tokio_stream::wrappers::ReceiverStream::new(rx)
-            .map(|b| Ok::<_, Infallible>(Frame::data(b))),
+            .ready_chunks(COALESCE)
+            .map(|chunks| Ok::<_, Infallible>(Frame::data(concat(chunks)))),
     );
     Ok(http::Response::builder()
         .status(StatusCode::OK)

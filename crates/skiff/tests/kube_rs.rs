@@ -229,3 +229,70 @@ async fn kube_rs_crud_watchers_apply_and_crd() {
         .await
         .unwrap();
 }
+
+/// Metadata-only reads (`as=PartialObjectMetadata[List]`, kube-rs' `*_metadata` calls and
+/// client-go's metadata informers): get, list and a metadata watcher see names, labels and
+/// resourceVersions but no `data`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_rs_metadata_get_list_and_watch() {
+    use kube::core::PartialObjectMeta;
+    let s = tokio::task::spawn_blocking(common::Server::start)
+        .await
+        .unwrap();
+    let client = client(&s).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(&PostParams::default(), &cm("meta-one"))
+        .await
+        .unwrap();
+
+    let one: PartialObjectMeta<ConfigMap> = cms.get_metadata("meta-one").await.unwrap();
+    assert_eq!(one.metadata.name.as_deref(), Some("meta-one"));
+    assert_eq!(one.types.as_ref().unwrap().kind, "PartialObjectMetadata");
+    assert_eq!(one.metadata.labels.unwrap()["from"], "kube-rs");
+
+    let list = cms
+        .list_metadata(&ListParams::default().labels("from=kube-rs"))
+        .await
+        .unwrap();
+    assert_eq!(list.types.kind, "PartialObjectMetadataList");
+    assert_eq!(list.items.len(), 1);
+    assert!(list.metadata.resource_version.is_some());
+
+    // The raw body carries no data: only metadata travels.
+    let req = http::Request::get("/api/v1/namespaces/default/configmaps/meta-one")
+        .header(
+            "Accept",
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+        )
+        .body(Vec::new())
+        .unwrap();
+    let raw: serde_json::Value = client.request(req).await.unwrap();
+    assert_eq!(raw["kind"], "PartialObjectMetadata");
+    assert_eq!(raw["apiVersion"], "meta.k8s.io/v1");
+    assert!(raw.get("data").is_none(), "{raw}");
+
+    let metas: Api<PartialObjectMeta<ConfigMap>> = Api::namespaced(client.clone(), "default");
+    let stream = watcher::watcher(metas, watcher::Config::default());
+    let seen = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        let mut names = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !names.iter().any(|n| n == "meta-two") {
+            let ev = tokio::time::timeout_at(deadline, stream.try_next())
+                .await
+                .expect("metadata watch events did not arrive")
+                .expect("metadata watch error")
+                .expect("metadata watch ended");
+            if let Event::Apply(o) | Event::InitApply(o) = ev {
+                names.push(o.metadata.name.unwrap());
+            }
+        }
+        names
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cms.create(&PostParams::default(), &cm("meta-two"))
+        .await
+        .unwrap();
+    let names = seen.await.unwrap();
+    assert!(names.contains(&"meta-one".to_string()), "{names:?}");
+}
