@@ -18,6 +18,7 @@ pub mod leader;
 pub mod nodeaffinity;
 pub mod queue;
 pub mod selector;
+pub mod shared;
 pub mod taints;
 pub mod workload;
 

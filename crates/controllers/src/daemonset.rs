@@ -14,6 +14,7 @@
 //! DaemonSets, their pods and nodes trigger syncs. Not implemented: adoption of orphan pods
 //! and revisions.
 
+use skiff_client::shared::Shared;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,14 +27,13 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, PostParams};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
 use skiff_client::controllerref::controller_ref;
 use skiff_client::events::Recorder;
 use skiff_client::history::{self, Current};
-use skiff_client::informer::{for_each_event, watch_to_queue};
+use skiff_client::informer::watch_to_queue;
 use skiff_client::nodeaffinity::{required_matches, target_node, NODE_NAME_FIELD};
 use skiff_client::queue::{run_workers, Next, WorkQueue};
 use skiff_client::selector::Selector;
@@ -64,7 +64,8 @@ struct Ctl {
     pods: Store<Pod>,
 }
 
-pub async fn run(client: Client) -> anyhow::Result<()> {
+pub async fn run(shared: Shared) -> anyhow::Result<()> {
+    let client = shared.client().clone();
     let queue = WorkQueue::<Key>::new();
     let (dss, ds_watch) = watch_to_queue(
         "daemonsets",
@@ -83,36 +84,24 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
     );
     // Any node change may change where every DaemonSet runs.
     let q = queue.clone();
-    let (nodes, node_writer) = reflector::store();
-    let node_watch = for_each_event(
-        "nodes",
-        reflector::reflector(
-            node_writer,
-            skiff_client::informer::watch(
-                Api::<Node>::all(client.clone()),
-                watcher::Config::default(),
-            )
-            .default_backoff(),
-        ),
-        {
-            // Only what decides eligibility matters (name, labels, taints), not heartbeats.
-            let mut seen: HashMap<String, String> = HashMap::new();
-            move |ev: Event<Node>| match ev {
-                Event::Apply(n) | Event::InitApply(n) => {
-                    let fp = eligibility_fingerprint(&n);
-                    if seen.insert(n.name_any(), fp.clone()).as_ref() != Some(&fp) {
-                        enqueue_all(&dss, &q);
-                    }
-                }
-                Event::Delete(n) => {
-                    seen.remove(&n.name_any());
+    let (nodes, node_watch) = shared.cached::<Node>({
+        // Only what decides eligibility matters (name, labels, taints), not heartbeats.
+        let mut seen: HashMap<String, String> = HashMap::new();
+        move |ev: &Event<Node>| match ev {
+            Event::Apply(n) | Event::InitApply(n) => {
+                let fp = eligibility_fingerprint(n);
+                if seen.insert(n.name_any(), fp.clone()).as_ref() != Some(&fp) {
                     enqueue_all(&dss, &q);
                 }
-                Event::InitDone => enqueue_all(&dss, &q),
-                Event::Init => {}
             }
-        },
-    );
+            Event::Delete(n) => {
+                seen.remove(&n.name_any());
+                enqueue_all(&dss, &q);
+            }
+            Event::InitDone => enqueue_all(&dss, &q),
+            Event::Init => {}
+        }
+    });
     let ctl = Arc::new(Ctl {
         recorder: Recorder::new(client.clone(), "daemonset-controller"),
         client,

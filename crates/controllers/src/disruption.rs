@@ -9,6 +9,7 @@
 //! Pods the eviction subresource recorded in `disruptedPods` count as unhealthy until they
 //! are gone or two minutes have passed.
 
+use skiff_client::shared::Shared;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +34,8 @@ const DELETION_TIMEOUT: Duration = Duration::from_secs(120);
 
 type Key = (String, String);
 
-pub async fn run(client: Client) -> anyhow::Result<()> {
+pub async fn run(shared: Shared) -> anyhow::Result<()> {
+    let client = shared.client().clone();
     let queue = WorkQueue::<Key>::new();
     let (pdbs, pdb_watch) = {
         let queue = queue.clone();
@@ -50,23 +52,18 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
     };
     let (pods, pod_watch) = {
         let (queue, pdbs) = (queue.clone(), pdbs.clone());
-        cached(
-            "pods",
-            Api::<Pod>::all(client.clone()),
-            watcher::Config::default(),
-            move |ev| {
-                let pod = match ev {
-                    Event::Apply(p) | Event::Delete(p) => p,
-                    _ => return,
-                };
-                let ns = pod.namespace();
-                for b in pdbs.state() {
-                    if b.namespace() == ns {
-                        queue.add((b.namespace().unwrap_or_default(), b.name_any()));
-                    }
+        shared.cached::<Pod>(move |ev| {
+            let pod = match ev {
+                Event::Apply(p) | Event::Delete(p) => p,
+                _ => return,
+            };
+            let ns = pod.namespace();
+            for b in pdbs.state() {
+                if b.namespace() == ns {
+                    queue.add((b.namespace().unwrap_or_default(), b.name_any()));
                 }
-            },
-        )
+            }
+        })
     };
     let recorder = Recorder::new(client.clone(), "controllermanager");
     let work = run_workers("disruption", queue, 2, move |(ns, name): Key| {

@@ -7,6 +7,7 @@
 //! What a Service selects is shared with the EndpointSlice controller
 //! ([`crate::endpointslice`]): [`selected_pods`] and [`resolve_ports`].
 
+use skiff_client::shared::Shared;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -16,10 +17,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher::{self, Event};
-use kube::{Api, Client, ResourceExt};
+use kube::runtime::watcher::Event;
+use kube::{Api, ResourceExt};
 
-use skiff_client::informer::cached;
 use skiff_client::queue::{run_workers, Next, WorkQueue};
 use skiff_client::workload::is_ready;
 
@@ -32,7 +32,7 @@ pub type ServiceKey = (String, String);
 /// Watches of services and pods that queue the services a change concerns; shared by the
 /// endpoints and EndpointSlice controllers. Returns the stores and the watch future.
 pub fn watch_services_and_pods(
-    client: &Client,
+    shared: &Shared,
     queue: Arc<WorkQueue<ServiceKey>>,
 ) -> (
     Store<Service>,
@@ -41,39 +41,29 @@ pub fn watch_services_and_pods(
 ) {
     let (services, svc_watch) = {
         let queue = queue.clone();
-        cached(
-            "services",
-            Api::<Service>::all(client.clone()),
-            watcher::Config::default(),
-            move |ev| match ev {
-                Event::Apply(s) | Event::InitApply(s) | Event::Delete(s) => {
-                    queue.add((s.namespace().unwrap_or_default(), s.name_any()))
-                }
-                _ => {}
-            },
-        )
+        shared.cached::<Service>(move |ev| match ev {
+            Event::Apply(s) | Event::InitApply(s) | Event::Delete(s) => {
+                queue.add((s.namespace().unwrap_or_default(), s.name_any()))
+            }
+            _ => {}
+        })
     };
     let (pods, pod_watch) = {
         let services = services.clone();
-        cached(
-            "pods",
-            Api::<Pod>::all(client.clone()),
-            watcher::Config::default(),
-            move |ev| {
-                let pod = match ev {
-                    Event::Apply(p) | Event::Delete(p) => p,
-                    _ => return,
-                };
-                // Labels may have changed, so every selector service in the namespace is
-                // looked at again; a reconcile with nothing to change writes nothing.
-                let ns = pod.namespace();
-                for s in services.state() {
-                    if s.namespace() == ns && selector(&s).is_some() {
-                        queue.add((s.namespace().unwrap_or_default(), s.name_any()));
-                    }
+        shared.cached::<Pod>(move |ev| {
+            let pod = match ev {
+                Event::Apply(p) | Event::Delete(p) => p,
+                _ => return,
+            };
+            // Labels may have changed, so every selector service in the namespace is
+            // looked at again; a reconcile with nothing to change writes nothing.
+            let ns = pod.namespace();
+            for s in services.state() {
+                if s.namespace() == ns && selector(&s).is_some() {
+                    queue.add((s.namespace().unwrap_or_default(), s.name_any()));
                 }
-            },
-        )
+            }
+        })
     };
     let fut = async move {
         tokio::join!(svc_watch, pod_watch);
@@ -191,9 +181,10 @@ fn container_port(pod: &Pod, name: &str, protocol: &str) -> Option<i32> {
         .map(|p| p.container_port)
 }
 
-pub async fn run(client: Client) -> anyhow::Result<()> {
+pub async fn run(shared: Shared) -> anyhow::Result<()> {
+    let client = shared.client().clone();
     let queue = WorkQueue::<ServiceKey>::new();
-    let (services, pods, watch) = watch_services_and_pods(&client, queue.clone());
+    let (services, pods, watch) = watch_services_and_pods(&shared, queue.clone());
     let work = run_workers("endpoints", queue, 2, move |(ns, name): ServiceKey| {
         let (client, services, pods) = (client.clone(), services.clone(), pods.clone());
         async move {

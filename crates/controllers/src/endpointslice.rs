@@ -6,6 +6,7 @@
 //! resolved ports differ land in different slices. Existing slices are reused in order and
 //! only rewritten when their content changes.
 
+use skiff_client::shared::Shared;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -28,9 +29,10 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
 
-pub async fn run(client: Client) -> anyhow::Result<()> {
+pub async fn run(shared: Shared) -> anyhow::Result<()> {
+    let client = shared.client().clone();
     let queue = WorkQueue::<ServiceKey>::new();
-    let (services, pods, watch) = watch_services_and_pods(&client, queue.clone());
+    let (services, pods, watch) = watch_services_and_pods(&shared, queue.clone());
     let work = run_workers("endpointslice", queue, 2, move |(ns, name): ServiceKey| {
         let (client, services, pods) = (client.clone(), services.clone(), pods.clone());
         async move {

@@ -27,6 +27,7 @@ pub mod statefulset;
 pub mod tainteviction;
 pub mod ttlafterfinished;
 
+use skiff_client::shared::Shared;
 pub use skiff_client::{config_from_kubeconfig, informer, leader, queue};
 
 use std::future::Future;
@@ -77,62 +78,89 @@ pub async fn run(
 /// A controller's run loop.
 type RunLoop = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 
-/// How a controller starts; `None` when its options leave it nothing to do.
-type Start = fn(Client, &Options) -> Option<RunLoop>;
+/// How a controller starts (given the process's shared informers, which carry the API
+/// client); `None` when its options leave it nothing to do.
+type Start = fn(&Shared, &Options) -> Option<RunLoop>;
 
 /// Every controller by its upstream `--controllers` name, in start order.
 pub const CONTROLLERS: &[(&str, Start)] = &[
-    ("namespace", |c, _| Some(Box::pin(namespace::run(c)))),
-    ("serviceaccount", |c, _| {
-        Some(Box::pin(serviceaccount::run(c)))
+    ("namespace", |s, _| {
+        Some(Box::pin(namespace::run(s.client().clone())))
     }),
-    ("root-ca-cert-publisher", |c, o| {
-        Some(Box::pin(rootca::run(c, o.root_ca_pem.clone())))
+    ("serviceaccount", |s, _| {
+        Some(Box::pin(serviceaccount::run(s.client().clone())))
     }),
-    ("garbagecollector", |c, _| Some(Box::pin(gc::run(c)))),
-    ("job", |c, _| Some(Box::pin(job::run(c)))),
-    ("cronjob", |c, _| Some(Box::pin(cronjob::run(c)))),
-    ("ttl-after-finished", |c, _| {
-        Some(Box::pin(ttlafterfinished::run(c)))
+    ("root-ca-cert-publisher", |s, o| {
+        Some(Box::pin(rootca::run(
+            s.client().clone(),
+            o.root_ca_pem.clone(),
+        )))
     }),
-    ("daemonset", |c, _| Some(Box::pin(daemonset::run(c)))),
-    ("statefulset", |c, _| Some(Box::pin(statefulset::run(c)))),
-    ("nodeipam", |c, o| {
+    ("garbagecollector", |s, _| {
+        Some(Box::pin(gc::run(s.client().clone())))
+    }),
+    ("job", |s, _| Some(Box::pin(job::run(s.client().clone())))),
+    ("cronjob", |s, _| {
+        Some(Box::pin(cronjob::run(s.client().clone())))
+    }),
+    ("ttl-after-finished", |s, _| {
+        Some(Box::pin(ttlafterfinished::run(s.client().clone())))
+    }),
+    ("daemonset", |s, _| {
+        Some(Box::pin(daemonset::run(s.clone())))
+    }),
+    ("statefulset", |s, _| {
+        Some(Box::pin(statefulset::run(s.client().clone())))
+    }),
+    ("nodeipam", |s, o| {
         let range = o.cluster_cidr?;
-        Some(Box::pin(nodeipam::run(c, range)))
+        Some(Box::pin(nodeipam::run(s.client().clone(), range)))
     }),
-    ("nodelifecycle", |c, o| {
-        Some(Box::pin(nodelifecycle::run(c, o.node_monitor_grace)))
+    ("nodelifecycle", |s, o| {
+        Some(Box::pin(nodelifecycle::run(
+            s.clone(),
+            o.node_monitor_grace,
+        )))
     }),
-    ("taint-eviction", |c, _| {
-        Some(Box::pin(tainteviction::run(c)))
+    ("taint-eviction", |s, _| {
+        Some(Box::pin(tainteviction::run(s.clone())))
     }),
-    ("endpoint", |c, _| Some(Box::pin(endpoints::run(c)))),
-    ("endpointslice", |c, _| {
-        Some(Box::pin(endpointslice::run(c)))
+    ("endpoint", |s, _| Some(Box::pin(endpoints::run(s.clone())))),
+    ("endpointslice", |s, _| {
+        Some(Box::pin(endpointslice::run(s.clone())))
     }),
-    ("replicaset", |c, _| {
+    ("replicaset", |s, _| {
         Some(Box::pin(replicaset::run::<
             k8s_openapi::api::apps::v1::ReplicaSet,
-        >(c)))
+        >(s.clone())))
     }),
-    ("replicationcontroller", |c, _| {
+    ("replicationcontroller", |s, _| {
         Some(Box::pin(replicaset::run::<
             k8s_openapi::api::core::v1::ReplicationController,
-        >(c)))
+        >(s.clone())))
     }),
-    ("disruption", |c, _| Some(Box::pin(disruption::run(c)))),
-    ("podgc", |c, o| {
-        Some(Box::pin(podgc::run(c, o.terminated_pod_gc_threshold)))
+    ("disruption", |s, _| {
+        Some(Box::pin(disruption::run(s.clone())))
     }),
-    ("deployment", |c, _| Some(Box::pin(deployment::run(c)))),
+    ("podgc", |s, o| {
+        Some(Box::pin(podgc::run(
+            s.clone(),
+            o.terminated_pod_gc_threshold,
+        )))
+    }),
+    ("deployment", |s, _| {
+        Some(Box::pin(deployment::run(s.client().clone())))
+    }),
 ];
 
 async fn run_controllers(client: Client, opts: Options) -> anyhow::Result<()> {
+    // One watch and cache per shared type for all controllers, dropped (and stopped) with
+    // them when leadership is lost.
+    let shared = Shared::new(client);
     let enabled: Vec<RunLoop> = CONTROLLERS
         .iter()
         .filter(|(name, _)| opts.selection.enabled(name))
-        .filter_map(|(_, start)| start(client.clone(), &opts))
+        .filter_map(|(_, start)| start(&shared, &opts))
         .collect();
     tracing::info!("controller manager: starting {} controllers", enabled.len());
     futures::future::try_join_all(enabled).await?;

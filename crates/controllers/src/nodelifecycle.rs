@@ -15,6 +15,7 @@
 //! the NoExecute taints do to pods is the taint-eviction controller's job
 //! ([`crate::tainteviction`]).
 
+use skiff_client::shared::Shared;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -43,13 +44,9 @@ struct Probe {
     seen: Instant,
 }
 
-pub async fn run(client: Client, grace: Duration) -> anyhow::Result<()> {
-    let (nodes, node_watch) = cached(
-        "nodes",
-        Api::<Node>::all(client.clone()),
-        watcher::Config::default(),
-        |_| {},
-    );
+pub async fn run(shared: Shared, grace: Duration) -> anyhow::Result<()> {
+    let client = shared.client().clone();
+    let (nodes, node_watch) = shared.cached::<Node>(|_| {});
     let (leases, lease_watch) = cached(
         "node leases",
         Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
@@ -72,8 +69,12 @@ async fn monitor(client: Client, nodes: Store<Node>, leases: Store<Lease>, grace
         let now = Instant::now();
         let all = nodes.state();
         {
+            let names: std::collections::HashSet<&str> = all
+                .iter()
+                .filter_map(|n| n.metadata.name.as_deref())
+                .collect();
             let mut p = probes.lock().unwrap();
-            p.retain(|name, _| all.iter().any(|n| n.name_any() == *name));
+            p.retain(|name, _| names.contains(name.as_str()));
         }
         for node in all {
             let name = node.name_any();

@@ -9,6 +9,7 @@
 //! - finished pods (Succeeded/Failed) beyond `--terminated-pod-gc-threshold` are deleted,
 //!   oldest first.
 
+use skiff_client::shared::Shared;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,10 +18,8 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 
-use skiff_client::informer::cached;
 use skiff_client::workload::phase;
 
 pub const CHECK_PERIOD: Duration = Duration::from_secs(20);
@@ -29,10 +28,10 @@ pub const QUARANTINE: Duration = Duration::from_secs(40);
 pub const DEFAULT_THRESHOLD: usize = 12500;
 const OUT_OF_SERVICE: &str = "node.kubernetes.io/out-of-service";
 
-pub async fn run(client: Client, threshold: usize) -> anyhow::Result<()> {
-    let all = watcher::Config::default;
-    let (pods, pod_watch) = cached("pods", Api::<Pod>::all(client.clone()), all(), |_| {});
-    let (nodes, node_watch) = cached("nodes", Api::<Node>::all(client.clone()), all(), |_| {});
+pub async fn run(shared: Shared, threshold: usize) -> anyhow::Result<()> {
+    let client = shared.client().clone();
+    let (pods, pod_watch) = shared.cached::<Pod>(|_| {});
+    let (nodes, node_watch) = shared.cached::<Node>(|_| {});
     let gc = async move {
         let _ = tokio::join!(pods.wait_until_ready(), nodes.wait_until_ready());
         let mut missing_since: HashMap<String, Instant> = HashMap::new();

@@ -10,6 +10,7 @@
 //! writes. Status counts the active pods, the fully labelled, ready and available ones, and
 //! carries the `ReplicaFailure` condition while creating or deleting fails.
 
+use skiff_client::shared::Shared;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -23,9 +24,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -38,7 +38,7 @@ use skiff_client::workload::{
     is_active, is_available, is_ready, namespace_terminating, phase, ready_since,
 };
 
-use crate::informer::{for_each_event, watch_to_queue};
+use crate::informer::watch_to_queue;
 use crate::queue::{run_workers, Next, WorkQueue};
 
 /// Upstream's `BurstReplicas`: at most this many creations or deletions per sync.
@@ -473,7 +473,8 @@ struct Ctl<K: ReplicaOwner> {
 }
 
 /// Runs the controller for `K` (ReplicaSet or ReplicationController).
-pub async fn run<K: ReplicaOwner>(client: Client) -> anyhow::Result<()> {
+pub async fn run<K: ReplicaOwner>(shared: Shared) -> anyhow::Result<()> {
+    let client = shared.client().clone();
     let queue = WorkQueue::<String>::new();
     let (owners, owner_watch) = watch_to_queue(
         K::CONTROLLER,
@@ -482,7 +483,19 @@ pub async fn run<K: ReplicaOwner>(client: Client) -> anyhow::Result<()> {
         queue.clone(),
         |o: &K| Some(key_of(o)),
     );
-    let (pods, pod_writer) = reflector::store::<Pod>();
+    // Pod uid → the owner key it counted for, to tell additions from updates and to
+    // requeue the previous owner when a controller reference changes.
+    let seen: Mutex<HashMap<String, Option<String>>> = Mutex::new(HashMap::new());
+    let ctl_slot: Arc<std::sync::OnceLock<Arc<Ctl<K>>>> = Arc::default();
+    let slot = ctl_slot.clone();
+    let (pods, pod_watch) = shared.cached::<Pod>(move |ev| {
+        let Some(c) = slot.get() else { return };
+        match ev {
+            Event::Apply(p) | Event::InitApply(p) => c.pod_changed(p, &seen),
+            Event::Delete(p) => c.pod_deleted(p, &seen),
+            Event::Init | Event::InitDone => {}
+        }
+    });
     let ctl = Arc::new(Ctl {
         client: client.clone(),
         owners,
@@ -491,20 +504,7 @@ pub async fn run<K: ReplicaOwner>(client: Client) -> anyhow::Result<()> {
         recorder: Recorder::new(client.clone(), K::CONTROLLER),
         queue: queue.clone(),
     });
-    let pod_stream = reflector::reflector(
-        pod_writer,
-        skiff_client::informer::watch(Api::<Pod>::all(client.clone()), watcher::Config::default())
-            .default_backoff(),
-    );
-    // Pod uid → the owner key it counted for, to tell additions from updates and to
-    // requeue the previous owner when a controller reference changes.
-    let seen: Mutex<HashMap<String, Option<String>>> = Mutex::new(HashMap::new());
-    let c = ctl.clone();
-    let pod_watch = for_each_event("pods", pod_stream, move |ev| match ev {
-        Event::Apply(p) | Event::InitApply(p) => c.pod_changed(&p, &seen),
-        Event::Delete(p) => c.pod_deleted(&p, &seen),
-        Event::Init | Event::InitDone => {}
-    });
+    let _ = ctl_slot.set(ctl.clone());
     let c = ctl.clone();
     let work = run_workers(K::CONTROLLER, queue, 2, move |key: String| {
         let c = c.clone();

@@ -4,6 +4,7 @@
 //! pod gets a `DisruptionTarget` condition (`DeletionByTaintManager`) and a
 //! `TaintManagerEviction` event, as upstream does.
 
+use skiff_client::shared::Shared;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,66 +13,59 @@ use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher::Event;
 use kube::{Api, Client, ResourceExt};
 
 use skiff_client::events::Recorder;
-use skiff_client::informer::cached;
 use skiff_client::queue::{run_workers, Next, WorkQueue};
 use skiff_client::taints::{no_execute_tolerance, NO_EXECUTE};
 
 type PodKey = (String, String);
 
-pub async fn run(client: Client) -> anyhow::Result<()> {
+pub async fn run(shared: Shared) -> anyhow::Result<()> {
+    let client = shared.client().clone();
     let queue = WorkQueue::<PodKey>::new();
     let (pods, pod_watch) = {
         let queue = queue.clone();
-        cached(
-            "pods",
-            Api::<Pod>::all(client.clone()),
-            watcher::Config::default().fields("spec.nodeName!="),
-            move |ev| {
-                if let Event::Apply(p) | Event::InitApply(p) = ev {
-                    queue.add(key(&p))
+        // The process's shared pod cache; only pods bound to a node concern this loop.
+        shared.cached::<Pod>(move |ev| {
+            if let Event::Apply(p) | Event::InitApply(p) = ev {
+                if p.spec.as_ref().is_some_and(|s| s.node_name.is_some()) {
+                    queue.add(key(p))
                 }
-            },
-        )
+            }
+        })
     };
     // Only a change in a node's NoExecute taints concerns its pods: heartbeats do not.
     let seen_taints: Arc<Mutex<HashMap<String, Vec<Taint>>>> = Default::default();
     let (nodes, node_watch) = {
         let (queue, pods, seen) = (queue.clone(), pods.clone(), seen_taints.clone());
-        cached(
-            "nodes",
-            Api::<Node>::all(client.clone()),
-            watcher::Config::default(),
-            move |ev| {
-                let (node, gone) = match ev {
-                    Event::Apply(n) | Event::InitApply(n) => (n, false),
-                    Event::Delete(n) => (n, true),
-                    _ => return,
-                };
-                let name = node.name_any();
-                let taints = if gone { vec![] } else { no_execute(&node) };
-                let changed = {
-                    let mut seen = seen.lock().unwrap();
-                    let before = seen.get(&name).cloned().unwrap_or_default();
-                    if gone {
-                        seen.remove(&name);
-                    } else {
-                        seen.insert(name.clone(), taints.clone());
-                    }
-                    before != taints
-                };
-                if changed {
-                    for p in pods.state() {
-                        if p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&name) {
-                            queue.add(key(&p));
-                        }
+        shared.cached::<Node>(move |ev| {
+            let (node, gone) = match ev {
+                Event::Apply(n) | Event::InitApply(n) => (n, false),
+                Event::Delete(n) => (n, true),
+                _ => return,
+            };
+            let name = node.name_any();
+            let taints = if gone { vec![] } else { no_execute(node) };
+            let changed = {
+                let mut seen = seen.lock().unwrap();
+                let before = seen.get(&name).cloned().unwrap_or_default();
+                if gone {
+                    seen.remove(&name);
+                } else {
+                    seen.insert(name.clone(), taints.clone());
+                }
+                before != taints
+            };
+            if changed {
+                for p in pods.state() {
+                    if p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&name) {
+                        queue.add(key(&p));
                     }
                 }
-            },
-        )
+            }
+        })
     };
     let recorder = Recorder::new(client.clone(), "taint-eviction-controller");
     let work = run_workers("taint-eviction", queue, 2, move |k: PodKey| {
