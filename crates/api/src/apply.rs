@@ -1159,13 +1159,19 @@ impl Scope {
 }
 
 /// The object as field ownership compares it: without managedFields and resourceVersion.
-fn comparable(obj: &Value) -> Value {
+fn comparable(obj: &Value) -> std::borrow::Cow<'_, Value> {
+    let meta = obj.get("metadata").and_then(Value::as_object);
+    if meta.is_none_or(|m| !m.contains_key("managedFields") && !m.contains_key("resourceVersion"))
+    {
+        // Nothing to drop (a create, usually): no copy of the whole object.
+        return std::borrow::Cow::Borrowed(obj);
+    }
     let mut o = obj.clone();
     if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("managedFields");
         m.remove("resourceVersion");
     }
-    o
+    std::borrow::Cow::Owned(o)
 }
 
 /// Non-pointer struct fields of the Go types: present (empty) in a new object of the kind,
@@ -1267,7 +1273,7 @@ pub fn track_update(w: &Write, live: Option<&Value>, new: &mut Value) {
     let rhs = comparable(new);
     let lhs = match live {
         Some(l) => comparable(l),
-        None => zero_object(w.ty),
+        None => std::borrow::Cow::Owned(zero_object(w.ty)),
     };
     let mut cmp = compare(w.ty, &lhs, &rhs);
     cmp.filter(&|s| w.scope.filter_in_place(s));
@@ -1473,7 +1479,7 @@ pub fn apply(
         }
         Err(conflicts) => return Err(conflict_status(&describe(&conflicts))),
     };
-    let changed = merged != live_c;
+    let changed = merged != *live_c;
     if let Some(e) = entries
         .iter_mut()
         .find(|e| e.same_manager(w.manager, "Apply", w.api_version, w.scope.subresource()))
