@@ -1161,8 +1161,7 @@ impl Scope {
 /// The object as field ownership compares it: without managedFields and resourceVersion.
 fn comparable(obj: &Value) -> std::borrow::Cow<'_, Value> {
     let meta = obj.get("metadata").and_then(Value::as_object);
-    if meta.is_none_or(|m| !m.contains_key("managedFields") && !m.contains_key("resourceVersion"))
-    {
+    if meta.is_none_or(|m| !m.contains_key("managedFields") && !m.contains_key("resourceVersion")) {
         // Nothing to drop (a create, usually): no copy of the whole object.
         return std::borrow::Cow::Borrowed(obj);
     }
