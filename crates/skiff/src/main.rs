@@ -30,6 +30,7 @@ enum Command {
 
 /// mimalloc instead of glibc's malloc: ~10% more API throughput under load (serde_json
 /// values are many small allocations); see docs/benchmarks.md.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -37,6 +38,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// resident memory. Its options are read when it initialises, in a constructor of priority
 /// 101 that runs before `main`; this one (priority 100) runs first and turns that off, as
 /// `MIMALLOC_ARENA_EAGER_COMMIT=0` would.
+#[cfg(feature = "mimalloc")]
 #[used]
 #[unsafe(link_section = ".init_array.00100")]
 static LEAN_ALLOCATOR: extern "C" fn() = {
