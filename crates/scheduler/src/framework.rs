@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::core::v1::{Node, Pod, Taint, Toleration};
 
@@ -90,43 +90,96 @@ impl HostPort {
     }
 }
 
+/// The labels of every namespace, as the scheduler's namespace watch last saw them: what
+/// affinity terms' `namespaceSelector`s are matched against, when they are evaluated (as
+/// upstream, a namespace that is not known has no labels).
+#[derive(Clone, Debug, Default)]
+pub struct NamespaceLabels(Arc<RwLock<HashMap<String, Labels>>>);
+
+impl NamespaceLabels {
+    pub fn set(&self, namespace: &str, labels: Labels) {
+        self.0
+            .write()
+            .unwrap()
+            .insert(namespace.to_string(), labels);
+    }
+
+    pub fn remove(&self, namespace: &str) {
+        self.0.write().unwrap().remove(namespace);
+    }
+
+    pub fn replace_all(&self, all: HashMap<String, Labels>) {
+        *self.0.write().unwrap() = all;
+    }
+
+    fn selects(&self, namespace: &str, sel: &Selector) -> bool {
+        match self.0.read().unwrap().get(namespace) {
+            Some(labels) => sel.matches(labels),
+            None => sel.matches(&Labels::new()),
+        }
+    }
+}
+
+impl PartialEq for NamespaceLabels {
+    fn eq(&self, o: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &o.0)
+    }
+}
+impl Eq for NamespaceLabels {}
+
 /// A pod (anti-)affinity term: which pods (namespaces and labels) in which topology.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AffinityTerm {
     /// `None`: every namespace (an empty namespaceSelector).
     pub namespaces: Option<Vec<String>>,
+    /// A non-empty `namespaceSelector`: namespaces whose labels it matches count too.
+    pub namespace_selector: Option<(Selector, NamespaceLabels)>,
     pub selector: Selector,
     pub topology_key: String,
 }
 
 impl AffinityTerm {
-    fn new(t: &k8s_openapi::api::core::v1::PodAffinityTerm, own_namespace: &str) -> AffinityTerm {
+    fn new(
+        t: &k8s_openapi::api::core::v1::PodAffinityTerm,
+        own_namespace: &str,
+        ns_labels: &NamespaceLabels,
+    ) -> AffinityTerm {
         let listed = t.namespaces.clone().unwrap_or_default();
-        // A namespaceSelector needs namespace labels the scheduler does not watch; only the
-        // empty selector ("all namespaces") is understood, others add no namespaces.
         let all = t.namespace_selector.as_ref().is_some_and(|s| {
             s.match_labels.as_ref().is_none_or(|m| m.is_empty())
                 && s.match_expressions.as_ref().is_none_or(|m| m.is_empty())
         });
-        let namespaces = if all {
-            None
-        } else if listed.is_empty() && t.namespace_selector.is_none() {
-            Some(vec![own_namespace.to_string()])
-        } else {
-            Some(listed)
+        let (namespaces, namespace_selector) = match &t.namespace_selector {
+            // `{}`: every namespace.
+            Some(_) if all => (None, None),
+            Some(sel) => (
+                Some(listed),
+                Some((Selector::from_label_selector(Some(sel)), ns_labels.clone())),
+            ),
+            // Neither: the pod's own namespace.
+            None if listed.is_empty() => (Some(vec![own_namespace.to_string()]), None),
+            None => (Some(listed), None),
         };
         AffinityTerm {
             namespaces,
+            namespace_selector,
             selector: Selector::from_label_selector(t.label_selector.as_ref()),
             topology_key: t.topology_key.clone(),
         }
     }
 
     pub fn matches(&self, pod: &PodInfo) -> bool {
-        self.namespaces
-            .as_ref()
-            .is_none_or(|ns| ns.contains(&pod.namespace))
-            && self.selector.matches(pod.labels())
+        let in_namespace = match &self.namespaces {
+            None => true,
+            Some(listed) => {
+                listed.contains(&pod.namespace)
+                    || self
+                        .namespace_selector
+                        .as_ref()
+                        .is_some_and(|(sel, labels)| labels.selects(&pod.namespace, sel))
+            }
+        };
+        in_namespace && self.selector.matches(pod.labels())
     }
 }
 
@@ -194,7 +247,13 @@ pub struct PodInfo {
 
 impl PodInfo {
     /// `priority` is the resolved priority (spec.priority, or the PriorityClass's value).
+    /// Affinity `namespaceSelector`s see no namespace labels: see [`PodInfo::with_namespaces`].
     pub fn new(pod: Arc<Pod>, priority: i32) -> PodInfo {
+        Self::with_namespaces(pod, priority, &NamespaceLabels::default())
+    }
+
+    /// As [`PodInfo::new`], with affinity `namespaceSelector`s matched against `ns_labels`.
+    pub fn with_namespaces(pod: Arc<Pod>, priority: i32, ns_labels: &NamespaceLabels) -> PodInfo {
         let meta = &pod.metadata;
         let namespace = meta.namespace.clone().unwrap_or_default();
         let name = meta.name.clone().unwrap_or_default();
@@ -255,7 +314,7 @@ impl PodInfo {
                     .required_during_scheduling_ignored_during_execution
                     .iter()
                     .flatten()
-                    .map(|t| AffinityTerm::new(t, &namespace))
+                    .map(|t| AffinityTerm::new(t, &namespace, ns_labels))
                     .collect();
                 preferred_affinity = pa
                     .preferred_during_scheduling_ignored_during_execution
@@ -264,7 +323,7 @@ impl PodInfo {
                     .map(|w| {
                         (
                             w.weight,
-                            AffinityTerm::new(&w.pod_affinity_term, &namespace),
+                            AffinityTerm::new(&w.pod_affinity_term, &namespace, ns_labels),
                         )
                     })
                     .collect();
@@ -274,7 +333,7 @@ impl PodInfo {
                     .required_during_scheduling_ignored_during_execution
                     .iter()
                     .flatten()
-                    .map(|t| AffinityTerm::new(t, &namespace))
+                    .map(|t| AffinityTerm::new(t, &namespace, ns_labels))
                     .collect();
                 preferred_anti_affinity = pa
                     .preferred_during_scheduling_ignored_during_execution
@@ -283,7 +342,7 @@ impl PodInfo {
                     .map(|w| {
                         (
                             w.weight,
-                            AffinityTerm::new(&w.pod_affinity_term, &namespace),
+                            AffinityTerm::new(&w.pod_affinity_term, &namespace, ns_labels),
                         )
                     })
                     .collect();

@@ -65,6 +65,8 @@ pub struct Shared {
     pub queue: Arc<queue::SchedulingQueue>,
     pub pdbs: Mutex<Vec<preemption::Pdb>>,
     pub priorities: Mutex<watch::Priorities>,
+    /// Namespace labels, for affinity terms' namespaceSelectors.
+    pub namespaces: framework::NamespaceLabels,
     pub opts: Options,
     pub stats: Stats,
 }
@@ -134,6 +136,7 @@ async fn run_scheduler(client: Client, opts: Options) -> anyhow::Result<()> {
         queue: queue::SchedulingQueue::new(),
         pdbs: Mutex::new(Vec::new()),
         priorities: Mutex::new(watch::Priorities::default()),
+        namespaces: framework::NamespaceLabels::default(),
         opts: opts.clone(),
         stats: Stats::default(),
     });

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::runtime::watcher::Event;
@@ -18,7 +18,7 @@ use tokio::sync::watch as signal;
 use crate::cache::NodeChange;
 use crate::framework::PodInfo;
 use crate::preemption::Pdb;
-use crate::selectors::Selector;
+use crate::selectors::{Labels, Selector};
 use crate::{plugins, Shared};
 
 /// PriorityClass values by name, and the global default.
@@ -56,6 +56,7 @@ pub async fn run(client: Client, shared: Arc<Shared>) {
         priority_classes(client.clone(), shared.clone(), synced_tx),
         nodes(client.clone(), shared.clone()),
         pods(client.clone(), shared.clone(), synced_rx),
+        namespaces(client.clone(), shared.clone()),
         pdbs(client, shared),
     );
 }
@@ -101,6 +102,49 @@ async fn priority_classes(client: Client, shared: Arc<Shared>, synced: signal::S
             Event::Delete(pc) => {
                 let (k, _) = entry(&pc);
                 shared.priorities.lock().unwrap().classes.remove(&k);
+            }
+        }
+    }
+}
+
+/// Namespace labels for affinity namespaceSelectors. A change can make pods schedulable
+/// (or not), so it wakes the unschedulable ones as a pod change would.
+async fn namespaces(client: Client, shared: Arc<Shared>) {
+    let stream = skiff_client::informer::watch(Api::<Namespace>::all(client), Default::default())
+        .default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    let mut fresh: Option<HashMap<String, Labels>> = None;
+    let labels = |ns: &Namespace| {
+        (
+            ns.metadata.name.clone().unwrap_or_default(),
+            ns.metadata.labels.clone().unwrap_or_default(),
+        )
+    };
+    while let Some(ev) = stream.next().await {
+        match ev {
+            Err(e) => tracing::debug!("watching namespaces: {e}"),
+            Ok(Event::Init) => fresh = Some(HashMap::new()),
+            Ok(Event::InitApply(ns)) => {
+                if let Some(f) = fresh.as_mut() {
+                    let (k, v) = labels(&ns);
+                    f.insert(k, v);
+                }
+            }
+            Ok(Event::InitDone) => {
+                if let Some(f) = fresh.take() {
+                    shared.namespaces.replace_all(f);
+                }
+                shared.queue.move_unschedulable(plugins::ON_POD_ADD);
+            }
+            Ok(Event::Apply(ns)) => {
+                let (k, v) = labels(&ns);
+                shared.namespaces.set(&k, v);
+                shared.queue.move_unschedulable(plugins::ON_POD_ADD);
+            }
+            Ok(Event::Delete(ns)) => {
+                shared
+                    .namespaces
+                    .remove(ns.metadata.name.as_deref().unwrap_or_default());
             }
         }
     }
@@ -181,7 +225,11 @@ fn on_pod(shared: &Shared, pod: Pod) {
             return;
         }
         let prio = shared.priorities.lock().unwrap().resolve(&pod);
-        let info = Arc::new(PodInfo::new(Arc::new(pod), prio));
+        let info = Arc::new(PodInfo::with_namespaces(
+            Arc::new(pod),
+            prio,
+            &shared.namespaces,
+        ));
         let labels_changed = {
             let mut cache = shared.cache.lock().unwrap();
             let changed = match cache.pod(&key) {
@@ -219,7 +267,11 @@ fn on_pod(shared: &Shared, pod: Pod) {
     let prio = shared.priorities.lock().unwrap().resolve(&pod);
     shared
         .queue
-        .add_or_update(Arc::new(PodInfo::new(Arc::new(pod), prio)));
+        .add_or_update(Arc::new(PodInfo::with_namespaces(
+            Arc::new(pod),
+            prio,
+            &shared.namespaces,
+        )));
 }
 
 fn on_pod_deleted(shared: &Shared, key: &str) {

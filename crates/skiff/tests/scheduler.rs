@@ -62,12 +62,7 @@ fn node_of(s: &Server, name: &str) -> Option<String> {
 }
 
 fn wait_bound(s: &Server, name: &str) -> String {
-    let mut node = None;
-    eventually(&format!("pod {name} bound"), || {
-        node = node_of(s, name);
-        node.is_some()
-    });
-    node.unwrap()
+    eventually_bound(s, "default", name)
 }
 
 fn events_for(s: &Server, name: &str) -> Vec<Value> {
@@ -457,4 +452,64 @@ fn pods_for_another_scheduler_are_left_alone() {
     wait_bound(&s, "mine-2");
     assert_eq!(node_of(&s, "theirs"), None);
     assert!(events_for(&s, "theirs").is_empty());
+}
+
+/// Affinity terms with a `namespaceSelector` count pods in the namespaces whose labels it
+/// matches, judged on the namespaces' current labels.
+#[test]
+fn affinity_namespace_selectors_follow_namespace_labels() {
+    let s = Server::start();
+    nodes(&s, 3);
+    for (ns, team) in [("team-a", "a"), ("team-b", "b")] {
+        s.ok(&["create", "namespace", ns]);
+        s.ok(&["label", "namespace", ns, &format!("team={team}")]);
+    }
+    let create = |name: &str, ns: &str, labels: Value, spec: Value| {
+        let mut full = json!({"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+            "resources": {"requests": {"cpu": "100m", "memory": "100Mi"}}}]});
+        for (k, v) in spec.as_object().unwrap() {
+            full[k] = v.clone();
+        }
+        let obj = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": labels}, "spec": full});
+        let f = s.manifest(&format!("pod-{ns}-{name}.json"), &obj.to_string());
+        s.ok(&["create", "-f", &f]);
+    };
+    let term = |team: &str| {
+        json!([{"labelSelector": {"matchLabels": {"app": "db"}},
+                "namespaceSelector": {"matchLabels": {"team": team}},
+                "topologyKey": "kubernetes.io/hostname"}])
+    };
+    create("db", "team-a", json!({"app": "db"}), json!({}));
+    let db_node = eventually_bound(&s, "team-a", "db");
+
+    let near = json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": term("a")}}});
+    let far = json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": term("a")}}});
+    let other_team = json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": term("b")}}});
+    create("near", "default", json!({}), near);
+    create("far", "default", json!({}), far);
+    create("other-team", "default", json!({}), other_team);
+    assert_eq!(eventually_bound(&s, "default", "near"), db_node);
+    assert_ne!(eventually_bound(&s, "default", "far"), db_node);
+    // No db pod in a namespace labelled team=b: nowhere fits.
+    assert!(
+        wait_failed_scheduling(&s, "other-team")
+            .starts_with("0/3 nodes are available: 3 node(s) didn't match pod affinity rules."),
+        "{:?}",
+        event_messages(&s, "other-team", "FailedScheduling")
+    );
+    // Relabelling team-a as team=b makes its db pod count for that term.
+    s.ok(&["label", "namespace", "team-a", "team=b", "--overwrite"]);
+    assert_eq!(eventually_bound(&s, "default", "other-team"), db_node);
+}
+
+fn eventually_bound(s: &Server, ns: &str, name: &str) -> String {
+    let mut node = None;
+    eventually(&format!("pod {ns}/{name} bound"), || {
+        node = s.get_json(&["pod", "-n", ns, name])["spec"]["nodeName"]
+            .as_str()
+            .map(str::to_string);
+        node.is_some()
+    });
+    node.unwrap()
 }
