@@ -1604,6 +1604,7 @@ async fn list(
     }
     let result = list_objects(srv, rr, q).await?;
     let rv = result.revision.to_string();
+    let meta = crate::watch::list_metadata(Some(&rv), result.continue_token.as_deref());
     let body = match out {
         Output::Table { v1beta1 } => crate::watch::table(
             res,
@@ -1614,11 +1615,6 @@ async fn list(
             result.continue_token.as_deref(),
         ),
         Output::Metadata { v1beta1 } => {
-            let mut meta = Map::new();
-            meta.insert("resourceVersion".into(), json!(rv));
-            if let Some(c) = &result.continue_token {
-                meta.insert("continue".into(), json!(c));
-            }
             let items: Vec<Value> = result
                 .items
                 .iter()
@@ -1626,24 +1622,17 @@ async fn list(
                 .collect();
             json!({
                 "kind": "PartialObjectMetadataList",
-                "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+                "apiVersion": crate::watch::meta_api_version(v1beta1),
                 "metadata": meta,
                 "items": items,
             })
         }
-        _ => {
-            let mut meta = Map::new();
-            meta.insert("resourceVersion".into(), json!(rv));
-            if let Some(c) = &result.continue_token {
-                meta.insert("continue".into(), json!(c));
-            }
-            json!({
-                "kind": format!("{}List", res.kind),
-                "apiVersion": res.api_version(),
-                "metadata": meta,
-                "items": result.items,
-            })
-        }
+        _ => json!({
+            "kind": format!("{}List", res.kind),
+            "apiVersion": res.api_version(),
+            "metadata": meta,
+            "items": result.items,
+        }),
     };
     let (bytes, ct) = negotiate::encode(&body, out);
     Ok(http::Response::builder()
@@ -1676,11 +1665,10 @@ async fn list_json_raw(srv: &ApiServer, rr: &ResourceRequest, q: &Query) -> Resu
         ))
     })
     .await?;
-    let mut meta = Map::new();
-    meta.insert("resourceVersion".into(), json!(result.revision.to_string()));
-    if let Some(c) = &result.continue_token {
-        meta.insert("continue".into(), json!(c));
-    }
+    let meta = crate::watch::list_metadata(
+        Some(&result.revision.to_string()),
+        result.continue_token.as_deref(),
+    );
     let head = json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(), "metadata": meta});
     let head = serde_json::to_vec(&head).expect("JSON values serialise");
     let size: usize = result.items.iter().map(|i| i.len() + 1).sum();

@@ -67,28 +67,22 @@ impl Filter {
 
     /// Whether `metadata` has matching labels (for [`Filter::labels_only`] filters).
     pub fn matches_metadata(&self, metadata: &Map<String, Value>) -> bool {
-        let Some(sel) = &self.labels else { return true };
-        match metadata.get("labels").and_then(Value::as_object) {
-            Some(labels) => sel.matches(labels),
-            None => sel.matches(&Map::new()),
-        }
+        let empty = Map::new();
+        let labels = metadata
+            .get("labels")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        self.labels.as_ref().is_none_or(|sel| sel.matches(labels))
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        if let Some(sel) = &self.labels {
-            let empty = Map::new();
-            let labels = obj
-                .pointer("/metadata/labels")
-                .and_then(Value::as_object)
-                .unwrap_or(&empty);
-            if !sel.matches(labels) {
-                return false;
-            }
-        }
-        match &self.fields {
-            Some(sel) => sel.matches(self.res, obj),
-            None => true,
-        }
+        self.labels
+            .as_ref()
+            .is_none_or(|sel| sel.matches_object(obj))
+            && self
+                .fields
+                .as_ref()
+                .is_none_or(|sel| sel.matches(self.res, obj))
     }
 }
 
@@ -159,17 +153,10 @@ fn table_with(
             row
         })
         .collect();
-    let mut meta = Map::new();
-    if let Some(rv) = resource_version {
-        meta.insert("resourceVersion".into(), json!(rv));
-    }
-    if let Some(c) = continue_token {
-        meta.insert("continue".into(), json!(c));
-    }
     json!({
         "kind": "Table",
-        "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
-        "metadata": meta,
+        "apiVersion": meta_api_version(v1beta1),
+        "metadata": list_metadata(resource_version, continue_token),
         "columnDefinitions": columns,
         "rows": rows,
     })
@@ -183,9 +170,30 @@ pub fn partial_metadata(obj: &Value, v1beta1: bool) -> Value {
 fn partial_of(metadata: Value, v1beta1: bool) -> Value {
     json!({
         "kind": "PartialObjectMetadata",
-        "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+        "apiVersion": meta_api_version(v1beta1),
         "metadata": metadata,
     })
+}
+
+/// `meta.k8s.io/v1`, or `v1beta1`: the group of Tables and PartialObjectMetadata.
+pub fn meta_api_version(v1beta1: bool) -> &'static str {
+    if v1beta1 {
+        "meta.k8s.io/v1beta1"
+    } else {
+        "meta.k8s.io/v1"
+    }
+}
+
+/// A list's `metadata`: its resourceVersion and continue token, when there are any.
+pub fn list_metadata(resource_version: Option<&str>, continue_token: Option<&str>) -> Value {
+    let mut meta = Map::new();
+    if let Some(rv) = resource_version {
+        meta.insert("resourceVersion".into(), json!(rv));
+    }
+    if let Some(c) = continue_token {
+        meta.insert("continue".into(), json!(c));
+    }
+    Value::Object(meta)
 }
 
 /// Encodes watch events for one client.

@@ -243,7 +243,6 @@ impl WatchCaches {
             inner: Mutex::new(Inner {
                 ring: VecDeque::new(),
                 complete_from: from,
-                last: from - 1,
                 subs: Vec::new(),
                 broken: false,
             }),
@@ -270,8 +269,6 @@ struct Inner {
     ring: VecDeque<Arc<CachedEvent>>,
     /// Every event with revision >= this is in the ring or not yet published.
     complete_from: Revision,
-    /// Revision of the last event published (or `from - 1` at the start).
-    last: Revision,
     subs: Vec<Sub>,
     /// The store watch ended: no new subscribers.
     broken: bool,
@@ -330,7 +327,6 @@ impl Cache {
 
     fn publish(&self, ev: Arc<CachedEvent>) {
         let mut inner = self.inner.lock().unwrap();
-        inner.last = ev.revision;
         if inner.ring.len() == RING {
             if let Some(old) = inner.ring.pop_front() {
                 inner.complete_from = old.revision + 1;
