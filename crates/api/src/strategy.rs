@@ -514,17 +514,7 @@ fn apply_defaults(res: &Resource, obj: &mut Value, namespace: Option<&str>) {
         }
         ("apps", "DaemonSet") => {
             if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-                let strategy = spec.entry("updateStrategy").or_insert_with(|| json!({}));
-                if let Some(st) = strategy.as_object_mut() {
-                    st.entry("type").or_insert(json!("RollingUpdate"));
-                    if st.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
-                        let ru = st.entry("rollingUpdate").or_insert_with(|| json!({}));
-                        if let Some(ru) = ru.as_object_mut() {
-                            ru.entry("maxUnavailable").or_insert(json!(1));
-                            ru.entry("maxSurge").or_insert(json!(0));
-                        }
-                    }
-                }
+                default_update_strategy(spec, &[("maxUnavailable", 1), ("maxSurge", 0)]);
                 spec.entry("revisionHistoryLimit").or_insert(json!(10));
                 default_pod_spec(spec.get_mut("template").and_then(|t| t.get_mut("spec")));
             }
@@ -556,20 +546,30 @@ fn apply_defaults(res: &Resource, obj: &mut Value, namespace: Option<&str>) {
     }
 }
 
+/// `spec.updateStrategy` of a DaemonSet or StatefulSet: `RollingUpdate` unless set, and
+/// for a rolling update each of `rolling`'s fields in `rollingUpdate` unless set.
+fn default_update_strategy(spec: &mut Map<String, Value>, rolling: &[(&str, i64)]) {
+    let strategy = spec.entry("updateStrategy").or_insert_with(|| json!({}));
+    let Some(st) = strategy.as_object_mut() else {
+        return;
+    };
+    st.entry("type").or_insert(json!("RollingUpdate"));
+    if st.get("type").and_then(Value::as_str) != Some("RollingUpdate") {
+        return;
+    }
+    let ru = st.entry("rollingUpdate").or_insert_with(|| json!({}));
+    if let Some(ru) = ru.as_object_mut() {
+        for (field, value) in rolling {
+            ru.entry(*field).or_insert(json!(value));
+        }
+    }
+}
+
 /// upstream's `SetDefaults_StatefulSet`.
 fn default_statefulset_spec(spec: &mut Map<String, Value>) {
     spec.entry("podManagementPolicy")
         .or_insert(json!("OrderedReady"));
-    let strategy = spec.entry("updateStrategy").or_insert_with(|| json!({}));
-    if let Some(st) = strategy.as_object_mut() {
-        st.entry("type").or_insert(json!("RollingUpdate"));
-        if st.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
-            let ru = st.entry("rollingUpdate").or_insert_with(|| json!({}));
-            if let Some(ru) = ru.as_object_mut() {
-                ru.entry("partition").or_insert(json!(0));
-            }
-        }
-    }
+    default_update_strategy(spec, &[("partition", 0)]);
     spec.entry("revisionHistoryLimit").or_insert(json!(10));
     let retention = spec
         .entry("persistentVolumeClaimRetentionPolicy")
